@@ -1,0 +1,104 @@
+"""Tasks and the five synthetic workloads (MIG_MODEL.md section 2).
+
+A task is five execution times in seconds, one per instance size (1, 2, 3, 4, 7 slices);
+`math.inf` marks a size the task does not fit. A batch is an `(n, 5)` float array.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+SCALING_LIMITS = (1, 2, 3, 4, 7)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How a workload draws its tasks: shares per scaling limit, padding, memory-bound share."""
+
+    shares_percent: tuple[int, int, int, int, int]
+    padding_order: tuple[int, ...]
+    membound_percent: int
+    time_range: tuple[float, float]
+
+
+WORKLOADS: dict[str, Workload] = {
+    "good_scaling": Workload((0, 0, 0, 50, 50), (7, 4, 3, 2, 1), 75, (90.0, 100.0)),
+    "bad_scaling": Workload((50, 50, 0, 0, 0), (1, 2, 3, 4, 7), 25, (90.0, 100.0)),
+    "mix_scaling_extreme": Workload((45, 5, 0, 5, 45), (1, 2, 3, 4, 7), 50, (90.0, 100.0)),
+    "mix_scaling_soft": Workload((20, 20, 20, 20, 20), (1, 2, 3, 4, 7), 50, (90.0, 100.0)),
+    "wide_times": Workload((20, 20, 20, 20, 20), (1, 2, 3, 4, 7), 50, (1.0, 100.0)),
+}
+WORKLOAD_NAMES = tuple(WORKLOADS)
+
+
+def check_workload(name: str) -> Workload:
+    """The workload called `name`, or a ValueError that lists the valid names."""
+    if name not in WORKLOADS:
+        raise ValueError(f"unknown type_tasks {name!r}; choose one of: {', '.join(WORKLOAD_NAMES)}")
+    return WORKLOADS[name]
+
+
+def class_counts(name: str, n: int) -> dict[int, tuple[int, int]]:
+    """Per scaling limit: (number of tasks, how many of them are memory-bound) in a batch of n."""
+    workload = check_workload(name)
+    counts = {s: share * n // 100 for s, share in zip(SCALING_LIMITS, workload.shares_percent)}
+    total = sum(counts.values())
+    for s in workload.padding_order:
+        if total >= n:
+            break
+        counts[s] += 1
+        total += 1
+    return {s: (c, c * workload.membound_percent // 100) for s, c in counts.items()}
+
+
+def generate_task(rng: np.random.Generator, limit: int, membound: bool, time_range: tuple[float, float]) -> np.ndarray:
+    """One synthetic task: its times on sizes 1, 2, 3, 4, 7 given its scaling limit."""
+    times = [0.0] * 8
+    times[1] = rng.uniform(*time_range)
+    for k in range(2, 8):
+        if k > limit or (membound and k == 4):
+            d = min(max(rng.normal(0.75, 0.25), 0.5), 1.0)
+        elif membound:
+            d = min(max(rng.normal(-0.3, 0.3), -0.5), 0.0)
+            if rng.random() < 0.025:
+                membound = False
+        else:
+            d = min(max(rng.normal(0.05, 0.05), 0.0), 0.1)
+        times[k] = (k - 1 + d) / k * times[k - 1]
+    return np.array([times[1], times[2], times[3], times[4], times[7]])
+
+
+def generate(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A shuffled batch of `n` tasks of workload `name`, drawn from `rng`."""
+    workload = check_workload(name)
+    tasks = []
+    for limit, (count, membound) in class_counts(name, n).items():
+        for k in range(count):
+            tasks.append(generate_task(rng, limit, k < membound, workload.time_range))
+    batch = np.array(tasks, dtype=float).reshape(n, 5)
+    rng.shuffle(batch)
+    return batch
+
+
+def validate_tasks(tasks: Sequence[Sequence[float]], max_tasks: int | None = None) -> np.ndarray:
+    """Check a user task list (five positive times each, at least one finite) and return it as an array."""
+    try:
+        rows = [[float(t) for t in task] for task in tasks]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tasks must be a list of five-time lists in seconds ({exc})") from None
+    if not rows:
+        raise ValueError("tasks must hold at least one task")
+    if max_tasks is not None and len(rows) > max_tasks:
+        raise ValueError(f"{len(rows)} tasks given but this environment takes at most N={max_tasks}")
+    for i, row in enumerate(rows):
+        if len(row) != 5:
+            raise ValueError(f"task {i} has {len(row)} times; give five (sizes 1, 2, 3, 4, 7)")
+        if any(math.isnan(t) or t <= 0 for t in row):
+            raise ValueError(f"task {i} has a time that is not positive: {row}")
+        if all(math.isinf(t) for t in row):
+            raise ValueError(f"task {i} fits no instance size (every time is infinite)")
+    return np.array(rows, dtype=float)
