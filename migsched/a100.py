@@ -6,7 +6,7 @@ so that a step only looks values up (MIG_MODEL.md section 1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,28 +42,27 @@ CREATE_COST = {1: 0.16, 2: 0.17, 3: 0.20, 4: 0.21, 7: 0.24}
 DESTROY_COST = {1: 0.20, 2: 0.20, 3: 0.21, 4: 0.21, 7: 0.22}
 
 
-@dataclass(frozen=True)
-class Instance:
-    """One GPU instance of a partition: its size and the slices it covers."""
+class Instance(NamedTuple):
+    """One GPU instance of a partition: its size, first slice, slices, slices as a bit set
+    (bit s = slice s) and the index of its size in SIZES."""
 
     size: int
     start: int
+    slices: tuple[int, ...]
+    bits: int
+    column: int
 
-    @property
-    def slices(self) -> tuple[int, ...]:
-        return tuple(range(self.start, self.start + self.size))
 
-    @property
-    def bits(self) -> int:
-        """The instance's slices as a bit set (bit s = slice s)."""
-        return ((1 << self.size) - 1) << self.start
+def make_instance(size: int, start: int) -> Instance:
+    """The instance of `size` slices starting at slice `start`."""
+    return Instance(size, start, tuple(range(start, start + size)), ((1 << size) - 1) << start, SIZE_INDEX[size])
 
 
 def instances(partition: int) -> tuple[Instance, ...]:
     """The instances of a partition in slice order (instance j is the j-th entry)."""
     result, start = [], 0
     for size in PARTITIONS[partition]:
-        result.append(Instance(size, start))
+        result.append(make_instance(size, start))
         start += size
     return tuple(result)
 

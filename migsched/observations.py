@@ -27,15 +27,19 @@ class FloatObservation:
         self.space = spaces.Box(0.0, 1.0, shape=(length,), dtype=np.float32)
         self._slot_scale = np.tile([1.0 / levels] * 5 + [1.0 / n_slots], (n_slots, 1))
         self._scaled = np.zeros((n_slots, 6))
+        self._levels = levels
         self._inv_levels = 1.0 / levels
+        self._slots_version = -1
         self._buffer = np.zeros(length, dtype=np.float32)
 
     def encode(self, state: SchedState) -> np.ndarray:
-        buf, inv = self._buffer, self._inv_levels
+        buf, inv, levels = self._buffer, self._inv_levels, self._levels
         buf[0] = (state.partition - 1) / (NUM_PARTITIONS - 1)
-        np.multiply(state.slot_features, self._slot_scale, out=self._scaled)
-        buf[1 : self._slots_end] = self._scaled.ravel()
-        buf[self._slots_end : self._slots_end + NUM_SLICES] = [min(r * inv, 1.0) for r in state.rem]
+        if state.slots_version != self._slots_version:
+            np.multiply(state.slot_features, self._slot_scale, out=self._scaled)
+            buf[1 : self._slots_end] = self._scaled.ravel()
+            self._slots_version = state.slots_version
+        buf[self._slots_end : self._slots_end + NUM_SLICES] = [r * inv if r < levels else 1.0 for r in state.rem]
         if self.reconfig_flag:
             buf[-1] = state.prev_reconfig
         return buf.copy()

@@ -9,7 +9,6 @@ searching. Every decision is appended to `log` for the real-time replay (`replay
 from __future__ import annotations
 
 import bisect
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -40,27 +39,10 @@ def discretization_step(tasks: np.ndarray, levels: int) -> float:
 
 
 def to_levels(tasks: np.ndarray, step: float, levels: int) -> list[tuple[int, ...]]:
-    """Each task's five times as levels in 1..M, with 0 for an infinite time."""
-    return [
-        tuple(0 if math.isinf(t) else min(levels, max(1, math.ceil(t / step))) for t in task)
-        for task in tasks.tolist()
-    ]
-
-
-class _InstanceInfo(NamedTuple):
-    slices: tuple[int, ...]
-    bits: int
-    column: int
-
-
-_INSTANCE_INFO = {
-    p: tuple(_InstanceInfo(inst.slices, inst.bits, a100.SIZE_INDEX[inst.size]) for inst in insts)
-    for p, insts in a100.INSTANCES.items()
-}
-_NEW_INSTANCE_INFO = {
-    key: tuple((inst.slices, inst.bits, inst.size) for inst in insts)
-    for key, insts in a100.NEW_INSTANCES.items()
-}
+    """Each task's five times as levels `min(M, max(1, ceil(t / step)))`, with 0 for an infinite time."""
+    finite = np.isfinite(tasks)
+    level = np.clip(np.ceil(np.where(finite, tasks, 0.0) / step), 1, levels)
+    return [tuple(row) for row in np.where(finite, level, 0).astype(int).tolist()]
 
 
 class SchedState:
@@ -79,8 +61,16 @@ class SchedState:
         self.num_actions = FIRST_RUN_ACTION + NUM_SLICES * n_slots
         self.slot_features = np.zeros((n_slots, 6))  # five levels and the count, per type slot
         self.fits = np.zeros((n_slots, 6), dtype=bool)  # level > 0; column 5 is never set
+        self.slots_version = 0  # changes whenever the slots change, so encoders can reuse their work
         self._mask = np.zeros(self.num_actions, dtype=bool)
         self._mask_fresh = False
+        # Run action 17 + 7i + j is valid iff fits[i, size column of instance j] and instance j is idle:
+        # per partition, where each run action looks in `fits`, and per (partition, busy slices)
+        # which run actions have an idle instance.
+        slots = np.arange(n_slots)[:, None]
+        self._fit_index = np.stack([(slots * 6 + a100.SIZE_COLUMN[p]).ravel() for p in range(a100.NUM_PARTITIONS + 1)])
+        self._idle_runs = np.tile(a100.IDLE_INSTANCE, (1, 1, n_slots))
+        self._flat_fits = self.fits.ravel()
 
     def load(self, tasks: np.ndarray, partition: int, busy_levels: list[int]) -> None:
         """Start an episode: `tasks` in seconds (ready first, then queued), the initial partition
@@ -93,20 +83,25 @@ class SchedState:
         self.initial_partition = partition
         self.partition = partition
         self.rem = [0.0] * NUM_SLICES
-        for info, level in zip(_INSTANCE_INFO[partition], busy_levels):
+        for info, level in zip(a100.INSTANCES[partition], busy_levels):
             for s in info.slices:
                 self.rem[s] = float(level)
         self.initial_rem = list(self.rem)
         self.busy_bits = self._busy_bits()
-        self.keys: list[tuple[int, ...]] = []
-        self.queues: list[list[int]] = []
+        self.next_task = min(self.N, len(tasks))
+        self.ready_total = self.next_task
+        types: dict[tuple[int, ...], list[int]] = {}
+        for task in range(self.next_task):
+            types.setdefault(self.task_levels[task], []).append(task)
+        self.keys = sorted(types)
+        self.queues = [types[key] for key in self.keys]
         self.slot_features[:] = 0.0
         self.fits[:] = False
-        self.ready_total = 0
-        self.next_task = 0
-        while self.next_task < min(self.N, len(tasks)):
-            self._add_ready(self.next_task)
-            self.next_task += 1
+        n = len(self.keys)
+        self.slot_features[:n, :5] = self.keys
+        self.slot_features[:n, 5] = [len(queue) for queue in self.queues]
+        self.fits[:n, :5] = self.slot_features[:n, :5] > 0
+        self.slots_version += 1
         self.prev_reconfig = False
         self.time = 0.0
         self.log: list[Decision] = []
@@ -123,8 +118,8 @@ class SchedState:
             return self._mask
         mask, p, busy = self._mask, self.partition, self.busy_bits
         mask[0] = busy != 0
-        runs = self.fits[:, a100.SIZE_COLUMN[p]] & a100.IDLE_INSTANCE[p, busy]
-        mask[FIRST_RUN_ACTION:] = runs.ravel()
+        runs = mask[FIRST_RUN_ACTION:]
+        np.logical_and(self._flat_fits.take(self._fit_index[p]), self._idle_runs[p, busy], out=runs)
         if self.ready_total == 0:
             mask[1:FIRST_RUN_ACTION] = False
         elif not self.direct_reconfig:
@@ -158,7 +153,7 @@ class SchedState:
         return -elapsed
 
     def _run(self, slot: int, instance: int) -> None:
-        info = _INSTANCE_INFO[self.partition][instance]
+        info = a100.INSTANCES[self.partition][instance]
         level = float(self.keys[slot][info.column])
         for s in info.slices:
             self.rem[s] = level
@@ -174,11 +169,11 @@ class SchedState:
     def _reconfigure(self, target: int) -> float:
         rem, old_labels = self.rem, a100.LABELS[self.partition]
         latest = 0.0
-        for slices, bits, size in _NEW_INSTANCE_INFO[self.partition, target]:
-            ready = max(rem[s] + self.destroy_levels[old_labels[s]] for s in slices) + self.create_levels[size]
-            for s in slices:
+        for inst in a100.NEW_INSTANCES[self.partition, target]:
+            ready = max(rem[s] + self.destroy_levels[old_labels[s]] for s in inst.slices) + self.create_levels[inst.size]
+            for s in inst.slices:
                 rem[s] = ready
-            self.busy_bits |= bits
+            self.busy_bits |= inst.bits
             latest = max(latest, ready)
         reward = 0.0
         if self.direct_reconfig:
@@ -227,10 +222,12 @@ class SchedState:
             self.slot_features[i, 5] = 1.0
             self.fits[i, :5] = [level > 0 for level in key]
         self.ready_total += 1
+        self.slots_version += 1
 
     def _remove_one(self, slot: int) -> None:
         """One task of a slot has started: its count drops and an emptied slot is removed."""
         self.ready_total -= 1
+        self.slots_version += 1
         if self.queues[slot]:
             self.slot_features[slot, 5] -= 1.0
             return

@@ -55,33 +55,46 @@ def class_counts(name: str, n: int) -> dict[int, tuple[int, int]]:
     return {s: (c, c * workload.membound_percent // 100) for s, c in counts.items()}
 
 
-def generate_task(rng: np.random.Generator, limit: int, membound: bool, time_range: tuple[float, float]) -> np.ndarray:
-    """One synthetic task: its times on sizes 1, 2, 3, 4, 7 given its scaling limit."""
-    times = [0.0] * 8
-    times[1] = rng.uniform(*time_range)
-    for k in range(2, 8):
-        if k > limit or (membound and k == 4):
-            d = min(max(rng.normal(0.75, 0.25), 0.5), 1.0)
-        elif membound:
-            d = min(max(rng.normal(-0.3, 0.3), -0.5), 0.0)
-            if rng.random() < 0.025:
-                membound = False
-        else:
-            d = min(max(rng.normal(0.05, 0.05), 0.0), 0.1)
-        times[k] = (k - 1 + d) / k * times[k - 1]
-    return np.array([times[1], times[2], times[3], times[4], times[7]])
+def generate_tasks(rng: np.random.Generator, limits: list[int], membound: list[bool], time_range: tuple[float, float]) -> np.ndarray:
+    """Synthetic tasks, one per scaling limit in `limits` with its memory-bound flag: their times
+    on sizes 1, 2, 3, 4, 7. The random numbers are drawn in four calls, then used size by size."""
+    n = len(limits)
+    first = rng.uniform(*time_range, size=n).tolist()
+    z = rng.standard_normal((n, 6))
+    little = _clip(0.75 + 0.25 * z, 0.5, 1.0)  # d = clip(normal(0.75, 0.25), 0.5, 1)
+    superlinear = _clip(-0.3 + 0.3 * z, -0.5, 0.0)  # d = clip(normal(-0.3, 0.3), -0.5, 0)
+    linear = _clip(0.05 + 0.05 * z, 0.0, 0.1)  # d = clip(normal(0.05, 0.05), 0, 0.1)
+    leave = (rng.random((n, 6)) < 0.025).tolist()
+    batch = []
+    for task in range(n):
+        limit, bound, t = limits[task], membound[task], first[task]
+        times = [t]
+        for k in range(2, 8):
+            if k > limit or (bound and k == 4):
+                d = little[task][k - 2]
+            elif bound:
+                d = superlinear[task][k - 2]
+                bound = not leave[task][k - 2]
+            else:
+                d = linear[task][k - 2]
+            t = (k - 1 + d) / k * t
+            times.append(t)
+        batch.append(times[:4] + times[6:])
+    return np.array(batch).reshape(n, 5)
+
+
+def _clip(values: np.ndarray, low: float, high: float) -> list[list[float]]:
+    return np.minimum(np.maximum(values, low), high).tolist()
 
 
 def generate(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """A shuffled batch of `n` tasks of workload `name`, drawn from `rng`."""
     workload = check_workload(name)
-    tasks = []
-    for limit, (count, membound) in class_counts(name, n).items():
-        for k in range(count):
-            tasks.append(generate_task(rng, limit, k < membound, workload.time_range))
-    batch = np.array(tasks, dtype=float).reshape(n, 5)
-    rng.shuffle(batch)
-    return batch
+    limits, membound = [], []
+    for limit, (count, n_membound) in class_counts(name, n).items():
+        limits += [limit] * count
+        membound += [k < n_membound for k in range(count)]
+    return generate_tasks(rng, limits, membound, workload.time_range)[rng.permutation(n)]
 
 
 def validate_tasks(tasks: Sequence[Sequence[float]], max_tasks: int | None = None) -> np.ndarray:
