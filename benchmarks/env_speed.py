@@ -1,0 +1,50 @@
+"""Random-masked-policy steps per second (action mask plus step) of each version's environment.
+
+    python benchmarks/env_speed.py [--N 14] [--M 14] [--steps 200000] [--runs 5]
+
+Each run steps one environment with a uniformly random valid action for `--steps` steps,
+resetting when an episode ends (resets included); the figure is the median over `--runs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import numpy as np
+
+from migsched import VERSIONS, make_env
+
+
+def steps_per_second(version: str, n_slots: int, levels: int, steps: int, seed: int) -> float:
+    """One timed run of `steps` random masked steps."""
+    env = make_env(version, {"N": n_slots, "M": levels}, "mix_scaling_soft")
+    env.reset(seed=seed)
+    pick = random.Random(seed).choice
+    start = time.perf_counter()
+    for _ in range(steps):
+        action = pick(env.action_masks().nonzero()[0].tolist())
+        if env.step(action)[2]:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--N", type=int, default=14)
+    parser.add_argument("--M", type=int, default=14)
+    parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--versions", default=",".join(VERSIONS))
+    args = parser.parse_args()
+    print(f"random masked policy, N={args.N} M={args.M}, {args.steps} steps x {args.runs} runs")
+    print(f"{'version':<16} {'median steps/s':>15} {'min':>10} {'max':>10}")
+    for version in args.versions.split(","):
+        rates = [steps_per_second(version, args.N, args.M, args.steps, seed) for seed in range(args.runs)]
+        print(f"{version:<16} {statistics.median(rates):>15,.0f} {min(rates):>10,.0f} {max(rates):>10,.0f}")
+
+
+if __name__ == "__main__":
+    main()

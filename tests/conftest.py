@@ -1,0 +1,68 @@
+"""Shared helpers for the test suite: golden episodes, random masked rollouts."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from migsched import VERSIONS, make_env
+
+DATA = Path(__file__).parent / "data"
+
+
+def load_golden() -> list[dict[str, Any]]:
+    """The golden episodes of shared/examples, with "inf" turned into math.inf."""
+    episodes = json.loads((DATA / "golden_episodes.json").read_text())
+    for episode in episodes:
+        episode["tasks"] = [[math.inf if t == "inf" else float(t) for t in task] for task in episode["tasks"]]
+    return episodes
+
+
+def rollout(env, rng: np.random.Generator, **reset_kwargs: Any) -> dict[str, Any]:
+    """Play one episode with uniformly random valid actions, checking the per-step invariants."""
+    obs, _ = env.reset(**reset_kwargs)
+    assert env.observation_space.contains(obs)
+    total, steps, actions = 0.0, 0, []
+    while True:
+        mask = env.action_masks()
+        assert mask.any(), "empty mask before the end of the episode"
+        action = int(rng.choice(np.flatnonzero(mask)))
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert env.observation_space.contains(obs)
+        assert not truncated
+        assert reward <= 0.0
+        check_instances_equal(env)
+        actions.append(action)
+        total += reward
+        steps += 1
+        if terminated:
+            return {"return": total, "info": info, "steps": steps, "actions": actions}
+        assert steps < 10_000
+
+
+def check_instances_equal(env) -> None:
+    """Every instance's slices hold the same remaining time, and none is negative."""
+    from migsched import a100
+
+    state = env.unwrapped.state
+    assert all(r >= 0.0 for r in state.rem)
+    for inst in a100.INSTANCES[state.partition]:
+        assert len({state.rem[s] for s in inst.slices}) == 1
+
+
+@pytest.fixture(params=VERSIONS)
+def version(request) -> str:
+    return request.param
+
+
+def small_env(version: str, n: int = 4, m: int = 5, type_tasks: str = "mix_scaling_soft", **config: Any):
+    """A version's environment with a small N and M (online: a short queue)."""
+    env_config = {"N": n, "M": m, **config}
+    if version == "online":
+        env_config.setdefault("queue_len", 2 * n + 1)
+    return make_env(version, env_config, type_tasks)
