@@ -1,0 +1,21 @@
+# Two entry points for a fresh machine; each creates .venv and installs the requirements first.
+#   make train   trains a float agent for a short run (writes float/trained_models/)
+#   make test    runs the test suite (pytest)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+
+.PHONY: train test
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+train: $(VENV)/.installed
+	cd float && $(BIN)/python train.py --num_steps 100000 --N 14 --M 14 --type_tasks mix_scaling_soft --n_envs 8
+
+test: $(VENV)/.installed
+	$(BIN)/pytest -q
