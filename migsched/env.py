@@ -7,6 +7,7 @@ attributes: how it observes, how it reconfigures, and whether its episode is a b
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -39,6 +40,9 @@ class MaskedDiscrete(spaces.Discrete):
 
     def __reduce__(self) -> tuple:
         return (spaces.Discrete, (int(self.n),))
+
+    def __deepcopy__(self, memo: dict) -> MaskedDiscrete:
+        return MaskedDiscrete(int(self.n), copy.deepcopy(self._mask_fn, memo))
 
 
 class MigSchedEnv(gym.Env):
@@ -77,7 +81,7 @@ class MigSchedEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         options = dict(options or {})
-        allowed = {"tasks"} if self.online else {"tasks", "partition", "busy"}
+        allowed = {"tasks", "partition"} if self.online else {"tasks", "partition", "busy"}
         if set(options) - allowed:
             raise ValueError(f"unknown reset options {sorted(set(options) - allowed)}; this version takes {sorted(allowed)}")
         if "tasks" in options:
@@ -87,7 +91,8 @@ class MigSchedEnv(gym.Env):
         if "busy" in options and "partition" not in options:
             raise ValueError("the busy option needs the partition option too (one level per instance of it)")
         if self.online:
-            partition, busy = 1, [0]
+            partition = _check_partition(options.get("partition", None)) or 1
+            busy = [0] * len(a100.PARTITIONS[partition])
         else:
             partition = _check_partition(options.get("partition", None)) or int(self.np_random.integers(1, a100.NUM_PARTITIONS + 1))
             n_inst = len(a100.PARTITIONS[partition])

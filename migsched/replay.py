@@ -16,8 +16,12 @@ from migsched import a100
 from migsched.state import RECONFIGURE, RUN, Decision
 
 
+BUSY = "busy"
+
+
 class Interval(NamedTuple):
-    """A bar of the schedule: a task run ("run") or an instance's reconfiguration ("reconfigure"), in real seconds."""
+    """A bar of the schedule, in real seconds: a task run ("run"), an instance's reconfiguration
+    ("reconfigure") or an instance busy at the start with the previous batch ("busy")."""
 
     kind: str
     start: float
@@ -25,6 +29,7 @@ class Interval(NamedTuple):
     slices: tuple[int, ...]
     task: int = -1  # the task index, for runs
     size: int = 0  # the instance size
+    step: int = -1  # the index of the decision in the log that made it
 
 
 @dataclass
@@ -48,8 +53,11 @@ def replay(
     """Replay `log` on the real task times from the initial partition and per-slice free times (seconds)."""
     schedule = Schedule(free=[float(f) for f in initial_free])
     free, partition, times = schedule.free, initial_partition, tasks.tolist()
+    for inst in a100.INSTANCES[initial_partition]:
+        if free[inst.start] > 0.0:
+            schedule.intervals.append(Interval(BUSY, 0.0, free[inst.start], inst.slices, size=inst.size))
     swapped = False  # whether an odd number of 11-13 relabellings has renamed the slices
-    for decision in log:
+    for step, decision in enumerate(log):
         if decision.kind == RUN:
             inst = a100.INSTANCES[partition][decision.instance]
             start = max(free[s] for s in inst.slices)
@@ -57,7 +65,7 @@ def replay(
             for s in inst.slices:
                 free[s] = end
             slices = _physical(inst.slices) if swapped else inst.slices
-            schedule.intervals.append(Interval(RUN, start, end, slices, decision.target, inst.size))
+            schedule.intervals.append(Interval(RUN, start, end, slices, decision.target, inst.size, step))
         elif decision.kind == RECONFIGURE:
             target, old_labels = decision.target, a100.LABELS[partition]
             for inst in a100.NEW_INSTANCES[partition, target]:
@@ -67,7 +75,7 @@ def replay(
                 for s in inst.slices:
                     free[s] = ready
                 slices = _physical(inst.slices) if swapped else inst.slices
-                schedule.intervals.append(Interval(RECONFIGURE, begin, ready, slices, size=inst.size))
+                schedule.intervals.append(Interval(RECONFIGURE, begin, ready, slices, size=inst.size, step=step))
             if target in a100.RELABEL:
                 free[:] = [free[s] for s in a100.RELABEL_SLICE_ORDER]
                 swapped = not swapped

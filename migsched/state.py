@@ -70,7 +70,6 @@ class SchedState:
         slots = np.arange(n_slots)[:, None]
         self._fit_index = np.stack([(slots * 6 + a100.SIZE_COLUMN[p]).ravel() for p in range(a100.NUM_PARTITIONS + 1)])
         self._idle_runs = np.tile(a100.IDLE_INSTANCE, (1, 1, n_slots))
-        self._flat_fits = self.fits.ravel()
 
     def load(self, tasks: np.ndarray, partition: int, busy_levels: list[int]) -> None:
         """Start an episode: `tasks` in seconds (ready first, then queued), the initial partition
@@ -119,7 +118,7 @@ class SchedState:
         mask, p, busy = self._mask, self.partition, self.busy_bits
         mask[0] = busy != 0
         runs = mask[FIRST_RUN_ACTION:]
-        np.logical_and(self._flat_fits.take(self._fit_index[p]), self._idle_runs[p, busy], out=runs)
+        np.logical_and(self.fits.take(self._fit_index[p]), self._idle_runs[p, busy], out=runs)
         if self.ready_total == 0:
             mask[1:FIRST_RUN_ACTION] = False
         elif not self.direct_reconfig:

@@ -115,3 +115,58 @@ def validate_tasks(tasks: Sequence[Sequence[float]], max_tasks: int | None = Non
         if all(math.isinf(t) for t in row):
             raise ValueError(f"task {i} fits no instance size (every time is infinite)")
     return np.array(rows, dtype=float)
+
+
+HUGE_TIME = 1e15  # a time at least this large (seconds) means the task does not fit that size
+
+
+def parse_task_file(path: str) -> tuple[list[str], np.ndarray]:
+    """Read a task file: a line `Task NAME`, then one line `SIZE TIME` for each of the sizes
+    1, 2, 3, 4, 7 (`inf` or a huge time: does not fit). Blank lines and `#` comments are skipped.
+    Returns the names and the (n, 5) times; a bad line raises ValueError naming its number."""
+    names: list[str] = []
+    rows: list[dict[int, float]] = []
+    starts: list[int] = []
+    with open(path) as handle:
+        lines = handle.read().splitlines()
+    for number, raw in enumerate(lines, start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{path}:{number}"
+        fields = line.split()
+        if fields[0] == "Task":
+            if len(fields) < 2:
+                raise ValueError(f"{where}: 'Task' needs a name")
+            names.append(" ".join(fields[1:]))
+            rows.append({})
+            starts.append(number)
+            continue
+        if not rows:
+            raise ValueError(f"{where}: expected 'Task NAME' before {line!r}")
+        if len(fields) != 2:
+            raise ValueError(f"{where}: expected 'SIZE TIME' or 'Task NAME', got {line!r}")
+        try:
+            size = int(fields[0])
+        except ValueError:
+            raise ValueError(f"{where}: unknown line {line!r} (expected 'SIZE TIME' or 'Task NAME')") from None
+        if size not in SCALING_LIMITS:
+            raise ValueError(f"{where}: unknown instance size {size}; sizes are 1, 2, 3, 4, 7")
+        if size in rows[-1]:
+            raise ValueError(f"{where}: size {size} given twice for task {names[-1]!r}")
+        try:
+            time = float(fields[1])
+        except ValueError:
+            raise ValueError(f"{where}: unparsable time {fields[1]!r}") from None
+        if math.isnan(time) or time <= 0:
+            raise ValueError(f"{where}: time must be positive, got {fields[1]!r}")
+        rows[-1][size] = math.inf if time >= HUGE_TIME else time
+    if not rows:
+        raise ValueError(f"{path}: no task found (expected 'Task NAME' lines)")
+    for name, row, number in zip(names, rows, starts):
+        missing = [s for s in SCALING_LIMITS if s not in row]
+        if missing:
+            raise ValueError(f"{path}:{number}: task {name!r} is missing sizes {', '.join(map(str, missing))}")
+        if all(math.isinf(t) for t in row.values()):
+            raise ValueError(f"{path}:{number}: task {name!r} fits no instance size")
+    return names, np.array([[row[s] for s in SCALING_LIMITS] for row in rows])

@@ -24,7 +24,7 @@ class SchedEnv(MigSchedEnv):
 
     ## Starting state
     `queue_len` tasks of `type_tasks` (discretized over the whole queue), partition 1, idle.
-    `reset(options={"tasks": [...]})` pins the queue.
+    `reset(options={"tasks": [...], "partition": q})` pins the queue and the (idle) partition.
 
     ## Episode end
     Every queued task has run and every slice is idle; `info` holds makespan, lower_bound,

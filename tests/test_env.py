@@ -157,12 +157,14 @@ def test_bad_reset_options_are_clear_errors(options: dict, message: str) -> None
         env.reset(options=options)
 
 
-def test_online_takes_a_queue_longer_than_n_but_no_initial_state() -> None:
+def test_online_takes_a_queue_longer_than_n_and_an_idle_initial_partition() -> None:
     env = make_env("online", {"N": 2, "M": 3})
     env.reset(options={"tasks": [[1.0] * 5] * 5})
-    assert len(env.state.tasks) == 5
+    assert len(env.state.tasks) == 5 and env.state.partition == 1
+    env.reset(options={"partition": 8})
+    assert env.state.partition == 8 and env.state.rem == [0.0] * 7
     with pytest.raises(ValueError, match="unknown reset options"):
-        env.reset(options={"partition": 2})
+        env.reset(options={"partition": 2, "busy": [1, 1]})
     with pytest.raises(ValueError, match="queue_len must be"):
         make_env("online", {"N": 2, "M": 3, "queue_len": 0})
     with pytest.raises(ValueError, match="unknown env_config"):
@@ -172,3 +174,24 @@ def test_online_takes_a_queue_longer_than_n_but_no_initial_state() -> None:
 def test_unknown_version_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="one_hot, float, entropy, direct_reconfig, online"):
         make_env("double", {"N": 1, "M": 1})
+
+
+def test_a_deep_copy_plays_on_independently_and_identically(version: str) -> None:
+    import copy
+
+    env = small_env(version, n=6, m=7)
+    env.reset(seed=2)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+    twin = copy.deepcopy(env)
+    assert isinstance(twin.action_space, type(env.action_space))
+    while True:
+        mask = env.action_masks()
+        assert np.array_equal(mask, twin.action_masks())
+        assert twin.action_masks()[twin.action_space.sample()]
+        action = int(rng.choice(np.flatnonzero(mask)))
+        first, second = env.step(action), twin.step(action)
+        assert np.array_equal(first[0], second[0]) and first[1:] == second[1:]
+        if first[2]:
+            break

@@ -18,8 +18,13 @@ def test_runs_start_when_their_slices_are_free_and_last_their_real_time() -> Non
     tasks = np.array([[100.0, 60.0, 45.0, 35.0, 22.0], [50.0, 30.0, 20.0, 12.5, 9.0]])
     log = [Decision("run", 0, 1), Decision("wait"), Decision("run", 1, 1), Decision("run", 1, 0)]
     schedule = replay(tasks, log, 2, [20.0] * 4 + [0.0] * 3)  # 4 3, the 4g busy 20 s
-    runs = [(i.task, i.start, i.end, i.slices) for i in schedule.intervals]
-    assert runs == [(0, 0.0, 45.0, (4, 5, 6)), (1, 45.0, 65.0, (4, 5, 6)), (1, 20.0, 32.5, (0, 1, 2, 3))]
+    bars = [(i.kind, i.task, i.start, i.end, i.slices) for i in schedule.intervals]
+    assert bars == [
+        ("busy", -1, 0.0, 20.0, (0, 1, 2, 3)),
+        ("run", 0, 0.0, 45.0, (4, 5, 6)),
+        ("run", 1, 45.0, 65.0, (4, 5, 6)),
+        ("run", 1, 20.0, 32.5, (0, 1, 2, 3)),
+    ]
     assert schedule.makespan == 65.0
 
 

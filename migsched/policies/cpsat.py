@@ -65,7 +65,7 @@ class CpsatResult:
     """Best schedule found by CP-SAT, replayed in real seconds.
 
     ``placements[i]``, ``starts[i]`` and ``ends[i]`` describe task ``i`` in the
-    real-time replay; ``makespan`` is the largest end (0 for no task).
+    real-time replay; ``makespan`` is the largest end, initially busy slices included.
     ``solver_makespan`` and ``best_bound`` are the solver's objective and
     bound on the rounded-up integer model, in seconds.
     """
@@ -185,6 +185,7 @@ def solve_cpsat(
         starts.append(start)
         presences.append(lits)
 
+    model.Add(makespan >= max(busy))  # the initially busy instances count, as in the replay
     for intervals in slice_intervals:
         if len(intervals) > 1:
             model.AddNoOverlap(intervals)
@@ -221,7 +222,7 @@ def solve_cpsat(
     real_starts, real_ends = _replay(times, initial_free, chosen, [solver.Value(s) for s in starts])
     best_bound = solver.BestObjectiveBound() / _UNITS_PER_SECOND
     return CpsatResult(
-        makespan=max(real_ends, default=0.0),
+        makespan=max([*real_ends, *initial_free]),
         solver_makespan=solver.ObjectiveValue() / _UNITS_PER_SECOND,
         proven_optimal=status == cp_model.OPTIMAL,
         best_bound=best_bound,
