@@ -128,6 +128,12 @@ def _size_column_table() -> np.ndarray:
 INSTANCES = {p: instances(p) for p in PARTITIONS}
 LABELS = {p: labels(p) for p in PARTITIONS}
 NEW_INSTANCES = {(p, q): new_instances(p, q) for p in PARTITIONS for q in PARTITIONS if p != q}
+# Per (old, new): each created instance with the destroy cost of each of its slices' old
+# instance and its own create cost, in seconds.
+NEW_INSTANCE_COSTS = {
+    (p, q): tuple((inst, tuple(DESTROY_COST[LABELS[p][s]] for s in inst.slices), CREATE_COST[inst.size]) for inst in insts)
+    for (p, q), insts in NEW_INSTANCES.items()
+}
 RECONFIGURE_OK = _reconfigure_ok_table()
 IDLE_INSTANCE = _idle_instance_table()
 SIZE_COLUMN = _size_column_table()

@@ -127,7 +127,8 @@ class MigSchedEnv(gym.Env):
         return replay(st.tasks, st.log, st.initial_partition, self.initial_free)
 
     def _final_info(self) -> dict[str, float]:
-        makespan = self.schedule().makespan
+        st = self.state
+        makespan = replay(st.tasks, st.log, st.initial_partition, self.initial_free, record=False).makespan
         return {
             "makespan": makespan,
             "lower_bound": self.lower_bound,

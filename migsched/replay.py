@@ -49,13 +49,16 @@ def replay(
     log: Sequence[Decision],
     initial_partition: int,
     initial_free: Sequence[float],
+    record: bool = True,
 ) -> Schedule:
-    """Replay `log` on the real task times from the initial partition and per-slice free times (seconds)."""
+    """Replay `log` on the real task times from the initial partition and per-slice free times
+    (seconds). With `record=False` only the free times are kept (enough for the makespan)."""
     schedule = Schedule(free=[float(f) for f in initial_free])
-    free, partition, times = schedule.free, initial_partition, tasks.tolist()
-    for inst in a100.INSTANCES[initial_partition]:
-        if free[inst.start] > 0.0:
-            schedule.intervals.append(Interval(BUSY, 0.0, free[inst.start], inst.slices, size=inst.size))
+    free, partition, times, bars = schedule.free, initial_partition, tasks.tolist(), schedule.intervals
+    if record:
+        for inst in a100.INSTANCES[initial_partition]:
+            if free[inst.start] > 0.0:
+                bars.append(Interval(BUSY, 0.0, free[inst.start], inst.slices, size=inst.size))
     swapped = False  # whether an odd number of 11-13 relabellings has renamed the slices
     for step, decision in enumerate(log):
         if decision.kind == RUN:
@@ -64,18 +67,18 @@ def replay(
             end = start + times[decision.target][inst.column]
             for s in inst.slices:
                 free[s] = end
-            slices = _physical(inst.slices) if swapped else inst.slices
-            schedule.intervals.append(Interval(RUN, start, end, slices, decision.target, inst.size, step))
+            if record:
+                slices = _physical(inst.slices) if swapped else inst.slices
+                bars.append(Interval(RUN, start, end, slices, decision.target, inst.size, step))
         elif decision.kind == RECONFIGURE:
-            target, old_labels = decision.target, a100.LABELS[partition]
-            for inst in a100.NEW_INSTANCES[partition, target]:
-                begin = max(free[s] for s in inst.slices)
-                ready = max(free[s] + a100.DESTROY_COST[old_labels[s]] for s in inst.slices)
-                ready += a100.CREATE_COST[inst.size]
+            target = decision.target
+            for inst, destroy, create in a100.NEW_INSTANCE_COSTS[partition, target]:
+                ready = max(free[s] + cost for s, cost in zip(inst.slices, destroy)) + create
+                if record:
+                    slices = _physical(inst.slices) if swapped else inst.slices
+                    bars.append(Interval(RECONFIGURE, max(free[s] for s in inst.slices), ready, slices, size=inst.size, step=step))
                 for s in inst.slices:
                     free[s] = ready
-                slices = _physical(inst.slices) if swapped else inst.slices
-                schedule.intervals.append(Interval(RECONFIGURE, begin, ready, slices, size=inst.size, step=step))
             if target in a100.RELABEL:
                 free[:] = [free[s] for s in a100.RELABEL_SLICE_ORDER]
                 swapped = not swapped
