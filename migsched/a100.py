@@ -128,6 +128,7 @@ def _size_column_table() -> np.ndarray:
 INSTANCES = {p: instances(p) for p in PARTITIONS}
 LABELS = {p: labels(p) for p in PARTITIONS}
 NEW_INSTANCES = {(p, q): new_instances(p, q) for p in PARTITIONS for q in PARTITIONS if p != q}
+CHANGED_BITS = {pair: changed_bits(*pair) for pair in NEW_INSTANCES}
 # Per (old, new): each created instance with the destroy cost of each of its slices' old
 # instance and its own create cost, in seconds.
 NEW_INSTANCE_COSTS = {

@@ -33,11 +33,6 @@ def _subtree(node: Node) -> tuple[Node, ...]:
 
 SUBTREE: dict[Node, tuple[Node, ...]] = {node: _subtree(node) for node in DFS_ORDER}
 
-CHANGED_BITS: dict[tuple[int, int], int] = {
-    pair: sum(inst.bits for inst in created) for pair, created in a100.NEW_INSTANCES.items()
-}
-"""The slices a reconfiguration from partition p to q changes, as a bit set (bit s = slice s)."""
-
 
 def model_node(node: Node, swapped: bool) -> Node:
     """The environment's instance behind FAR's ``node``.
@@ -72,12 +67,16 @@ class FarPolicy(Policy):
     """FAR's plan, executed event by event as in FAR.md section 10; deterministic.
 
     Planning. Offline, ``reset`` plans the whole batch with ``plan_far`` (real seconds, default
-    MIG_MODEL costs). Online, the ready window is planned at ``reset`` and re-planned whenever it
-    holds a task the current plan does not (a task joined the window, i.e. after every start
-    while the queue lasts); each re-plan starts afresh from ``open(root)`` of the new plan, as if
-    the GPU were empty. Tasks that leave the window because they started never cause a re-plan,
-    so once the queue is exhausted the last plan runs to its end like an offline batch. Running
-    tasks are respected: a busy instance only delays the nodes that use its slices.
+    MIG_MODEL costs). Online, the plan covers one ready window at a time: ``reset`` plans the
+    window, and once every task of the current plan has started, the tasks then ready (those
+    that joined meanwhile) are planned as the next window. With ``replan_each_start=True`` the
+    window is re-planned instead whenever it holds a task the plan does not, i.e. after every
+    start while the queue lasts (tasks leaving the window by starting never trigger it). Either
+    way a plan starts afresh from ``open(root)`` as if the GPU were empty; running tasks are
+    respected because a busy instance only delays the frontier nodes that use its slices, and
+    the slices a reconfiguration changes must be idle first (step 2). Re-planning at every start
+    keeps sending the frontier back to the tree's top (7g, 4g+3g) while smaller instances are
+    busy, which is why it is not the default.
 
     Each decision, in this order:
       1. a frontier node that is idle, has started its whole list and has a descendant with
@@ -107,6 +106,10 @@ class FarPolicy(Policy):
 
     name = "far"
 
+    def __init__(self, replan_each_start: bool = False) -> None:
+        """``replan_each_start`` selects the online re-planning rule (see above)."""
+        self.replan_each_start = replan_each_start
+
     def reset(self, env: MigSchedEnv, seed: int | None = None) -> None:
         """Plan the ready tasks of the episode ``env`` has just started (``seed`` is unused)."""
         self._online = env.online
@@ -124,13 +127,13 @@ class FarPolicy(Policy):
         ready = _ready_tasks(state)
         for queue in self._queues.values():
             queue[:] = [task for task in queue if task in ready]
-        if self._online and not ready <= self._start.keys():
+        if self._online and self._window_needs_plan(ready):
             self._plan(state, ready)
         self._split_finished(state.busy_bits)
         mask = env.action_masks()
 
         target = cut_partition(self._frontier, self._swapped)
-        if target != state.partition and not CHANGED_BITS[state.partition, target] & state.busy_bits and mask[target]:
+        if target != state.partition and not a100.CHANGED_BITS[state.partition, target] & state.busy_bits and mask[target]:
             return target
         run = self._planned_run(state, mask)
         if run is not None:
@@ -139,6 +142,12 @@ class FarPolicy(Policy):
             return WAIT_ACTION
         runs = np.flatnonzero(mask[FIRST_RUN_ACTION:])
         return int(runs[0]) + FIRST_RUN_ACTION if runs.size else int(np.flatnonzero(mask)[0])
+
+    def _window_needs_plan(self, ready: set[int]) -> bool:
+        """Online: whether to re-plan the ready window now (see the class docstring)."""
+        if self.replan_each_start:
+            return not ready <= self._start.keys()
+        return bool(ready) and not any(self._queues.values())
 
     def _plan(self, state: SchedState, tasks: Iterable[int]) -> None:
         """Plan ``tasks`` with FAR and start a fresh frontier at ``open(root)``."""
@@ -155,7 +164,7 @@ class FarPolicy(Policy):
     def _frame_cost(self, state: SchedState, swapped: bool) -> tuple[int, int, bool]:
         """How much reaching the frontier in this slice frame disturbs the current partition."""
         target = cut_partition(self._frontier, swapped)
-        changed = 0 if target == state.partition else CHANGED_BITS[state.partition, target]
+        changed = 0 if target == state.partition else a100.CHANGED_BITS[state.partition, target]
         return (changed & state.busy_bits).bit_count(), changed.bit_count(), swapped
 
     def _follow_relabelling(self, env: MigSchedEnv) -> None:
