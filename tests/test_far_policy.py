@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 
 import numpy as np
@@ -168,3 +169,12 @@ def test_never_below_the_cpsat_optimum() -> None:
                 compared += 1
                 assert result.makespan >= reference.real_lower_bound - 1e-9
     assert compared > 0
+
+
+@pytest.mark.parametrize("type_tasks", WORKLOAD_NAMES)
+def test_far_lies_between_cpsat_and_random_on_14_task_batches(type_tasks: str) -> None:
+    from migsched.evaluation import evaluate
+
+    rows, _ = evaluate("float", {"N": 14, "M": 14}, type_tasks, 3, 100, ["random", "far", "cpsat"], cpsat_time=2.0)
+    mean = {name: statistics.mean(r.ratio for r in rows if r.policy == name) for name in ("random", "far", "cpsat")}
+    assert mean["cpsat"] <= mean["far"] <= mean["random"]
