@@ -14,7 +14,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -46,24 +46,31 @@ class Row:
 
 
 class AgentPolicy(Policy):
-    """A trained MaskablePPO model: deterministic, or sampling its policy after seeding torch with `sample_seed`."""
+    """A trained MaskablePPO model: deterministic, or sampling its policy after seeding torch with `sample_seed`.
+
+    A deterministic policy can cycle forever (reconfigure, wait, reconfigure back): after 20
+    steps per task it samples from its policy for the rest of the episode, seeded, so every
+    episode ends and the result stays reproducible.
+    """
 
     name = "agent"
 
     def __init__(self, model: Any, sample_seed: int | None = None) -> None:
         self.model = model
         self.sample_seed = sample_seed
-        self.deterministic = sample_seed is None
 
     def reset(self, env: MigSchedEnv, seed: int | None = None) -> None:
-        if not self.deterministic:
-            import torch
+        import torch
 
-            torch.manual_seed(self.sample_seed)
+        self.steps = 0
+        self.deterministic_steps = 0 if self.sample_seed is not None else 20 * len(env.state.tasks) + 100
+        torch.manual_seed(self.sample_seed if self.sample_seed is not None else (seed or 0))
 
     def act(self, env: MigSchedEnv) -> int:
         obs = env.encoder.encode(env.state)
-        action, _ = self.model.predict(obs, action_masks=env.action_masks(), deterministic=self.deterministic)
+        self.steps += 1
+        deterministic = self.steps <= self.deterministic_steps
+        action, _ = self.model.predict(obs, action_masks=env.action_masks(), deterministic=deterministic)
         return int(action)
 
 
@@ -230,3 +237,55 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
         gantt(result.schedule, args.gantt, title=f"{version} {drawn}, {args.type_tasks} episode {args.gantt_episode}: makespan {result.makespan:.1f} s, ratio {result.ratio:.3f}")
         print(f"wrote {args.gantt}")
     return 0
+
+
+EVAL_SEED = 1_000_000  # evaluation episodes during training use seeds from here, apart from training's
+EVAL_BASELINES = ("static", "greedy", "far")
+
+
+class PeriodicEvaluation:
+    """Evaluates the model being trained every `eval_freq` timesteps on a fixed seeded episode set.
+
+    Each evaluation prints the mean makespan ratio, records `eval/makespan_ratio` (TensorBoard
+    when enabled), appends a row to `csv_path` (timesteps, minutes, agent, then the baselines'
+    means on the same episodes, computed once) and saves a new best model with `save_best`.
+    `training.EvalCallback` calls `start` once, then `evaluate` whenever `due`.
+    """
+
+    def __init__(self, version: str, env_config: dict[str, int], type_tasks: str, eval_freq: int, episodes: int, csv_path: Path, save_best: Callable[[Any], Path]) -> None:
+        self.env = make_env(version, env_config, type_tasks)
+        self.eval_freq = eval_freq
+        self.seeds = [EVAL_SEED + k for k in range(episodes)]
+        self.csv_path = csv_path
+        self.save_best = save_best
+        self.best = float("inf")
+
+    def start(self) -> None:
+        """Measure the baselines and write the CSV header."""
+        import time
+
+        self.began = time.perf_counter()
+        self.baselines = {name: statistics.mean(run_episode(self.env, make_baseline(name), seed=s).ratio for s in self.seeds) for name in EVAL_BASELINES}
+        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.csv_path, "w", newline="") as handle:
+            csv.writer(handle).writerow(["timesteps", "minutes", "agent", *EVAL_BASELINES])
+        print("evaluation baselines (mean makespan / lower bound): " + ", ".join(f"{k} {v:.4f}" for k, v in self.baselines.items()), flush=True)
+
+    def due(self, steps_done: int, steps_before: int) -> bool:
+        """Whether an evaluation boundary was crossed between two step counts of the run."""
+        return steps_done // self.eval_freq > steps_before // self.eval_freq
+
+    def evaluate(self, model: Any, timesteps: int) -> float:
+        """Evaluate `model` (deterministic), log and record the result, keep it if it is the best."""
+        import time
+
+        ratio = statistics.mean(run_episode(self.env, AgentPolicy(model), seed=s).ratio for s in self.seeds)
+        minutes = (time.perf_counter() - self.began) / 60
+        with open(self.csv_path, "a", newline="") as handle:
+            csv.writer(handle).writerow([timesteps, f"{minutes:.3f}", f"{ratio:.6f}", *(f"{v:.6f}" for v in self.baselines.values())])
+        note = ""
+        if ratio < self.best:
+            self.best = ratio
+            note = f", new best saved: {self.save_best(model)}"
+        print(f"evaluation at {timesteps} timesteps: mean makespan / lower bound {ratio:.4f} over {len(self.seeds)} episodes{note}", flush=True)
+        return ratio

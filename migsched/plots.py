@@ -67,3 +67,22 @@ def learning_curve(eval_csv: str | Path, path: str | Path, x: str = "timesteps")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`plot.py EVAL_CSV [--out PNG]`: the learning curve of a training run's evaluations."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="plot.py", description="Draw the learning curve of a training run from its _eval.csv.")
+    parser.add_argument("eval_csv", help="trained_models/<model name>_eval.csv written by train.py --eval_freq")
+    parser.add_argument("--out", help="PNG to write (default: the CSV's name with .png)")
+    parser.add_argument("--x", choices=("timesteps", "minutes"), default="timesteps")
+    args = parser.parse_args(argv)
+    out = args.out or str(Path(args.eval_csv).with_suffix(".png"))
+    try:
+        print(f"wrote {learning_curve(args.eval_csv, out, x=args.x)}")
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"plot.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

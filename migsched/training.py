@@ -33,6 +33,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from migsched.a100 import NUM_SLICES
 from migsched.env import DEFAULT_QUEUE_LEN
+from migsched.evaluation import PeriodicEvaluation
 from migsched.state import FIRST_RUN_ACTION
 from migsched.versions import REPO_ROOT, check_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
@@ -82,11 +83,17 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     parser.add_argument("--tensorboard_log", help="directory for TensorBoard logs")
     parser.add_argument("--progress_bar", action="store_true", help="show a progress bar with the time left")
     parser.add_argument("--queue_len", type=int, help=f"online only: tasks per episode (default {DEFAULT_QUEUE_LEN})")
+    parser.add_argument("--eval_freq", type=int, help="evaluate every this many timesteps, 0 = never (default: every 1%% of a run of 100000 steps or more)")
+    parser.add_argument("--eval_episodes", type=int, default=20, help="seeded episodes per evaluation (default 20)")
     args = parser.parse_args(argv)
 
-    for flag in ("num_steps", "N", "M", "n_envs", "save_freq"):
+    for flag in ("num_steps", "N", "M", "n_envs", "save_freq", "eval_episodes"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
+    if args.eval_freq is None:
+        args.eval_freq = args.num_steps // 100 if args.num_steps >= 100_000 else 0
+    elif args.eval_freq < 0:
+        parser.error(f"--eval_freq must be 0 (off) or positive, got {args.eval_freq}")
     if args.batch_size < 2:
         parser.error(f"--batch_size must be at least 2, got {args.batch_size}")
     if rollout_size(args.n_envs) % args.batch_size == 1:
@@ -111,6 +118,14 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     return args
 
 
+def torch_threads(n_envs: int, vec_env: str) -> int:
+    """Torch threads on the CPU: up to 4 cores when the environments run in this process, one when
+    they run in subprocesses (which need the cores; more threads then spin and slow everything)."""
+    if n_envs > 1 and vec_env == "subproc":
+        return 1
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 def rollout_size(n_envs: int) -> int:
     """Transitions in one rollout: each environment runs 2048 // n_envs steps (at least one)."""
     return n_envs * max(1, ROLLOUT_TRANSITIONS // n_envs)
@@ -133,8 +148,9 @@ def free_path(path: Path) -> Path:
     return candidate
 
 
-def save_model(model: MaskablePPO, path: Path) -> Path:
-    """Save `model` under `path` or its next free name, and return that name.
+def save_model(model: MaskablePPO, path: Path, replace: bool = False) -> Path:
+    """Save `model` under `path` or its next free name (`replace`: under `path` itself, for a
+    file this run owns), and return that name.
 
     The zip is written to a hidden temporary file in the same directory, flushed to disk and then
     renamed, so a kill during the save leaves no broken zip and never touches an existing model.
@@ -146,7 +162,7 @@ def save_model(model: MaskablePPO, path: Path) -> Path:
         model.save(tmp)
         with open(tmp, "r+b") as written:
             os.fsync(written.fileno())
-        target = free_path(path)
+        target = path if replace else free_path(path)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -321,6 +337,35 @@ class StopOnSignal(BaseCallback):
         return self.signum is None
 
 
+class EvalCallback(RunCallback):
+    """Runs a `PeriodicEvaluation` whenever the run crosses one of its boundaries."""
+
+    def __init__(self, evaluation: PeriodicEvaluation) -> None:
+        super().__init__()
+        self.evaluation = evaluation
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        self.evaluation.start()
+
+    def _on_step(self) -> bool:
+        done = self.steps_done
+        if self.evaluation.due(done, done - self.training_env.num_envs):
+            self.logger.record("eval/makespan_ratio", self.evaluation.evaluate(self.model, self.model.num_timesteps))
+        return True
+
+
+def run_stem(version: str, n_slots: int, levels: int, steps: int, type_tasks: str) -> Path:
+    """The name this run's evaluation files share: the planned model's, with a suffix if a
+    previous run left a model, an `_eval.csv` or a `_best.zip` under it."""
+    base, k = model_path(version, n_slots, levels, steps, type_tasks), 1
+    stem = base.with_suffix("")
+    while any(stem.with_name(stem.name + end).exists() for end in (".zip", "_eval.csv", "_best.zip")):
+        k += 1
+        stem = base.with_name(f"{base.stem}-{k}")
+    return stem
+
+
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -329,7 +374,7 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     check_version(version)
     args = parse_args(version, argv)
     if args.device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)  # measured faster for these small networks, and steady on a busy machine
+        torch.set_num_threads(torch_threads(args.n_envs, args.vec_env))
     torch.distributions.Distribution.set_default_validate_args(False)  # argument checks cost ~10% of the fps
 
     # Handlers first: forked environment workers inherit them, so a Ctrl+C to the whole
@@ -351,6 +396,11 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     callbacks: list[BaseCallback] = [stop, MakespanRatioLog(), Checkpoints(args.save_freq, args.num_steps, name)]
     if version in ENT_COEF_PHASES:
         callbacks.append(EntropySchedule(ENT_COEF_PHASES[version], args.num_steps))
+    if args.eval_freq:
+        stem = run_stem(version, args.N, args.M, args.num_steps, args.type_tasks)
+        best = stem.with_name(stem.name + "_best.zip")
+        evaluation = PeriodicEvaluation(version, env_config, args.type_tasks, args.eval_freq, args.eval_episodes, stem.with_name(stem.name + "_eval.csv"), partial(save_model, path=best, replace=True))
+        callbacks.append(EvalCallback(evaluation))
     start = model.num_timesteps
     print(
         f"training {version}: N={args.N} M={args.M} {args.type_tasks}, {args.num_steps} timesteps from {start} "

@@ -1,0 +1,97 @@
+"""A trained agent end to end: evaluation during training, the learning curve, evaluate.py and schedule.py with --model."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA
+from migsched.evaluation import AgentPolicy, main as evaluate_main
+from migsched.policies.base import run_episode
+from migsched.training import load_checked_model, parse_args
+from migsched.workloads import parse_task_file
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = 4096  # two rollouts of 2048 transitions
+STEM = f"bs3_N=4_M=6_s={STEPS}_wide_times"  # N, M and steps that no other test uses
+
+
+@pytest.fixture(scope="module")
+def trained() -> Path:
+    """A float agent trained for two rollouts with an evaluation after each; its files removed afterwards."""
+    folder = ROOT / "float" / "trained_models"
+    out = subprocess.run(
+        [sys.executable, "train.py", "--num_steps", str(STEPS), "--N", "4", "--M", "6", "--type_tasks", "wide_times",
+         "--n_envs", "2", "--vec_env", "dummy", "--eval_freq", "2048", "--eval_episodes", "4", "--seed", "1"],
+        cwd=ROOT / "float", capture_output=True, text=True, check=True,
+    ).stdout
+    assert out.count("evaluation at ") == 2
+    yield folder
+    for path in folder.glob(f"{STEM}*"):
+        path.unlink()
+
+
+def test_evaluations_write_the_csv_and_keep_the_best_model(trained: Path) -> None:
+    with open(trained / f"{STEM}_eval.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["timesteps", "minutes", "agent", "static", "greedy", "far"]
+    assert [int(r["timesteps"]) for r in rows] == [2048, 4096]
+    assert all(float(r["agent"]) >= 1.0 for r in rows)
+    model, config = load_checked_model(trained / f"{STEM}_best.zip", "float")
+    assert config == {"N": 4, "M": 6}
+    assert model.num_timesteps in (2048, 4096)
+
+
+def test_plot_draws_the_learning_curve(trained: Path, tmp_path: Path) -> None:
+    png = tmp_path / "curve.png"
+    subprocess.run([sys.executable, "plot.py", str(trained / f"{STEM}_eval.csv"), "--out", str(png)], cwd=ROOT / "float", check=True)
+    assert png.stat().st_size > 10_000
+
+
+def test_evaluate_with_a_model_reports_the_agent_and_its_wins(trained: Path, tmp_path: Path) -> None:
+    out_csv = tmp_path / "e.csv"
+    out = subprocess.run(
+        [sys.executable, "evaluate.py", "--model", str(trained / f"{STEM}.zip"), "--episodes", "3", "--type_tasks", "wide_times",
+         "--policies", "agent,random,static", "--samples", "2", "--csv", str(out_csv)],
+        cwd=ROOT / "float", capture_output=True, text=True, check=True,
+    ).stdout
+    assert "N=4 M=6" in out and "agent wins" in out
+    with open(out_csv, newline="") as handle:
+        policies = [row["policy"] for row in csv.DictReader(handle)]
+    assert policies.count("agent") == 3 and policies.count("static") == 3
+
+
+def test_a_model_of_another_version_is_refused(trained: Path, capsys) -> None:
+    assert evaluate_main("one_hot", ["--model", str(trained / f"{STEM}.zip"), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit one_hot" in err and "N=4" in err
+
+
+def test_schedule_with_the_model_prints_every_task_once(trained: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "schedule.py", "--model", str(trained / f"{STEM}.zip"), "--tasks", str(DATA / "rodinia_a30.txt")],
+        cwd=ROOT / "float", capture_output=True, text=True, check=True,
+    ).stdout
+    for name in parse_task_file(str(DATA / "rodinia_a30.txt"))[0]:
+        assert sum(f"run {name} on " in line for line in out.splitlines()) == 1
+    assert "batch 2 (4 tasks)" in out
+
+
+def test_the_agent_always_finishes_and_is_reproducible(trained: Path) -> None:
+    from migsched import make_env
+
+    model, config = load_checked_model(trained / f"{STEM}.zip", "float")
+    env = make_env("float", config, "wide_times")
+    first = [run_episode(env, AgentPolicy(model), seed=s).makespan for s in range(3)]
+    again = [run_episode(env, AgentPolicy(model), seed=s).makespan for s in range(3)]
+    assert first == again
+
+
+def test_default_evaluation_frequency_is_one_percent_of_long_runs() -> None:
+    assert parse_args("float", ["--num_steps", "200000"]).eval_freq == 2000
+    assert parse_args("float", ["--num_steps", "99999"]).eval_freq == 0
+    assert parse_args("float", ["--num_steps", "5000", "--eval_freq", "1000"]).eval_freq == 1000
