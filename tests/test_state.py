@@ -236,3 +236,24 @@ def test_a_masked_action_raises_and_changes_nothing(version: str, seed: int, ste
     with pytest.raises(ValueError, match="masked"):
         env.step(action)
     assert snapshot(env) == before
+
+
+# -- observations (section 7) ----------------------------------------------------------------
+
+
+def test_float_observation_scales_each_feature_into_0_1() -> None:
+    env = env_at("float", [LONG, [10.0] * 5], partition=4, busy=[12, 0, 3, 0], n=2)  # 4 1 1 1; busy 12 > M
+    obs = env.encoder.encode(env.state)
+    assert obs[0] == pytest.approx(3 / 15)
+    assert obs[1:13].tolist() == pytest.approx([0.1] * 5 + [0.5] + [1.0, 0.6, 0.5, 0.4, 0.3, 0.5])
+    assert obs[13:].tolist() == pytest.approx([1.0] * 4 + [0.0, 0.3, 0.0]), "remaining times / M, clipped at 1"
+
+
+def test_one_hot_observation_keeps_integers_rounding_remaining_times_up() -> None:
+    env = env_at("one_hot", [LONG, [100.0, INF, 50.0, 40.0, 30.0]], partition=2, busy=[0, 0], n=2)
+    env.step(3)  # 4 3 -> 4 2 1: new instances busy 0.038 and 0.037 levels
+    obs = env.encoder.encode(env.state)
+    assert obs[0] == 2
+    assert obs[1:13].tolist() == [10, 0, 5, 4, 3, 1, 10, 6, 5, 4, 3, 1]
+    assert obs[13:].tolist() == [0, 0, 0, 0, 1, 1, 1]
+    assert obs.dtype == np.int64 and env.observation_space.contains(obs)
