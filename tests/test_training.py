@@ -33,9 +33,10 @@ torch.set_num_threads(1)  # the models loaded here are small; more threads only 
 
 
 def flags(version: str, steps: int = STEPS, *extra: str) -> list[str]:
-    """Small, fast training flags; one rollout of 2048 steps, 20 minibatches of 1024."""
+    """Small, fast training flags; one rollout of 2048 steps, 20 minibatches of 1024, no evaluations
+    (test_eval_training covers those)."""
     online = ["--queue_len", "9"] if version == "online" else []
-    return ["--num_steps", str(steps), "--N", str(N), "--M", str(M), "--type_tasks", WORKLOAD, "--batch_size", "1024", "--seed", "0", *online, *extra]
+    return ["--num_steps", str(steps), "--N", str(N), "--M", str(M), "--type_tasks", WORKLOAD, "--batch_size", "1024", "--seed", "0", "--eval_freq", "0", *online, *extra]
 
 
 class Training:
