@@ -13,8 +13,6 @@ import random
 import statistics
 import time
 
-import numpy as np
-
 from migsched import VERSIONS, make_env
 
 

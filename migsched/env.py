@@ -8,10 +8,11 @@ attributes: how it observes, how it reconfigures, and whether its episode is a b
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
-import numpy as np
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 
 from migsched import a100
@@ -91,10 +92,10 @@ class MigSchedEnv(gym.Env):
         if "busy" in options and "partition" not in options:
             raise ValueError("the busy option needs the partition option too (one level per instance of it)")
         if self.online:
-            partition = _check_partition(options.get("partition", None)) or 1
+            partition = _check_partition(options.get("partition")) or 1
             busy = [0] * len(a100.PARTITIONS[partition])
         else:
-            partition = _check_partition(options.get("partition", None)) or int(self.np_random.integers(1, a100.NUM_PARTITIONS + 1))
+            partition = _check_partition(options.get("partition")) or int(self.np_random.integers(1, a100.NUM_PARTITIONS + 1))
             n_inst = len(a100.PARTITIONS[partition])
             busy = _check_busy(options["busy"], n_inst) if "busy" in options else self.np_random.integers(0, self.M + 1, n_inst).tolist()
         self.state.load(tasks, partition, busy)

@@ -7,14 +7,14 @@ reconfiguration makes each new instance free once the old ones are destroyed and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from migsched import a100
 from migsched.state import RECONFIGURE, RUN, Decision
-
 
 BUSY = "busy"
 

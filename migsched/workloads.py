@@ -7,8 +7,8 @@ A task is five execution times in seconds, one per instance size (1, 2, 3, 4, 7 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

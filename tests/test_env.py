@@ -7,11 +7,12 @@ import pickle
 import gymnasium as gym
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from conftest import rollout, small_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env
 
 import migsched
-from conftest import rollout, small_env
 from migsched import VERSIONS, make_env
 from migsched.workloads import WORKLOAD_NAMES
 

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import DATA
-from migsched.evaluation import AgentPolicy, main as evaluate_main
+
+from migsched.evaluation import AgentPolicy
+from migsched.evaluation import main as evaluate_main
 from migsched.policies.base import run_episode
 from migsched.training import load_checked_model, parse_args
 from migsched.workloads import parse_task_file

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import load_golden
+
 from migsched import make_env
 
 CASES = [(k, version) for k, episode in enumerate(load_golden()) for version in episode["versions"]]

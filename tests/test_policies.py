@@ -7,8 +7,8 @@ import statistics
 
 import numpy as np
 import pytest
-
 from conftest import small_env
+
 from migsched import VERSIONS, make_env
 from migsched.policies.base import Policy, RandomPolicy, run_episode
 from migsched.policies.cpsat import solve_cpsat

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import DATA
+
 from migsched.scheduling import main
 from migsched.workloads import parse_task_file
 

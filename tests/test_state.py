@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from conftest import small_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from migsched import make_env
 from migsched.state import Decision, discretization_step, to_levels
 

@@ -21,7 +21,15 @@ import torch
 from sb3_contrib import MaskablePPO
 
 from migsched import VERSIONS
-from migsched.training import ENT_COEF_PHASES, EntropySchedule, entropy_coefficient, free_path, main, model_path, save_model
+from migsched.training import (
+    ENT_COEF_PHASES,
+    EntropySchedule,
+    entropy_coefficient,
+    free_path,
+    main,
+    model_path,
+    save_model,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 N, M, WORKLOAD = 4, 5, "mix_scaling_soft"

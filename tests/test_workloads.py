@@ -6,9 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from migsched.workloads import WORKLOADS, class_counts, generate, generate_tasks, validate_tasks
+from migsched.workloads import (
+    WORKLOADS,
+    class_counts,
+    generate,
+    generate_tasks,
+    validate_tasks,
+)
 
 # (workload, n) -> {limit: (tasks, memory-bound)}, worked out by hand from the table.
 HAND_COUNTS = {
