@@ -96,3 +96,27 @@ def test_default_evaluation_frequency_is_one_percent_of_long_runs() -> None:
     assert parse_args("float", ["--num_steps", "200000"]).eval_freq == 2000
     assert parse_args("float", ["--num_steps", "99999"]).eval_freq == 0
     assert parse_args("float", ["--num_steps", "5000", "--eval_freq", "1000"]).eval_freq == 1000
+
+
+def test_preset_fast_sets_the_three_flags_unless_given() -> None:
+    args = parse_args("float", ["--preset", "fast"])
+    assert (args.n_envs, args.vec_env, args.batch_size) == (8, "dummy", 512)
+    args = parse_args("float", ["--preset", "fast", "--batch_size", "128", "--n_envs", "4"])
+    assert (args.n_envs, args.vec_env, args.batch_size) == (4, "dummy", 128)
+    args = parse_args("float", [])
+    assert (args.n_envs, args.vec_env, args.batch_size) == (1, "subproc", 64)
+
+
+def test_preset_fast_trains_saves_and_prints_its_hyperparameters() -> None:
+    folder = ROOT / "direct_reconfig" / "trained_models"
+    name = "bs3_N=3_M=7_s=2048_bad_scaling.zip"
+    try:
+        out = subprocess.run(
+            [sys.executable, "train.py", "--preset", "fast", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "bad_scaling", "--seed", "3"],
+            cwd=ROOT / "direct_reconfig", capture_output=True, text=True, check=True,
+        ).stdout
+        assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512" in out
+        model, config = load_checked_model(folder / name, "direct_reconfig")
+        assert config == {"N": 3, "M": 7} and model.num_timesteps == 2048
+    finally:
+        (folder / name).unlink(missing_ok=True)
