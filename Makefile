@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 train: $(VENV)/.installed
-	cd float && $(BIN)/python train.py --num_steps 100000 --N 14 --M 14 --type_tasks mix_scaling_soft --n_envs 8 --vec_env dummy --batch_size 512 --eval_freq 20000
+	cd float && $(BIN)/python train.py --num_steps 100000 --N 14 --M 14 --type_tasks mix_scaling_soft --preset fast --eval_freq 20000
 
 test: $(VENV)/.installed
 	$(BIN)/pytest -q
