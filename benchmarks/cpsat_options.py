@@ -14,6 +14,7 @@ import argparse
 import statistics
 
 from migsched import make_env
+from migsched.evaluation import schedule_hint
 from migsched.policies.base import run_episode
 from migsched.policies.cpsat import solve_cpsat
 from migsched.policies.static import StaticPolicy
@@ -36,11 +37,7 @@ def main() -> None:
     env = make_env("float", {"N": 14, "M": 14}, args.type_tasks)
     results: dict[str, list[tuple[float, bool, float]]] = {name: [] for name in VARIANTS}
     for seed in range(args.batches):
-        static = run_episode(env, StaticPolicy(), seed=seed)
-        hint = [None] * len(env.state.tasks)
-        for bar in static.schedule.intervals:
-            if bar.kind == "run":
-                hint[bar.task] = ((bar.size, min(bar.slices)), bar.start)
+        hint = schedule_hint(run_episode(env, StaticPolicy(), seed=seed).schedule, len(env.state.tasks))
         bound = env.lower_bound
         for name, v in VARIANTS.items():
             r = solve_cpsat(env.state.tasks.tolist(), env.initial_free, time_limit=args.time, redundant=v["redundant"], lower_bound=bound if v["bound"] else None, hint=hint if v["hint"] else None)

@@ -23,6 +23,7 @@ from migsched.env import MigSchedEnv
 from migsched.policies.base import EpisodeResult, Policy, RandomPolicy, run_episode
 from migsched.policies.greedy import GreedyPolicy
 from migsched.policies.static import StaticPolicy
+from migsched.replay import Schedule
 from migsched.versions import make_env
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -94,15 +95,20 @@ def agent_episode(env: MigSchedEnv, model: Any, seed: int, samples: int) -> Epis
     return best
 
 
+def schedule_hint(schedule: Schedule, n_tasks: int) -> list[tuple[tuple[int, int], float]]:
+    """A real schedule as a CP-SAT solution hint: per task its (size, first slice) and start."""
+    hint: list = [None] * n_tasks
+    for interval in schedule.intervals:
+        if interval.kind == "run":
+            hint[interval.task] = ((interval.size, min(interval.slices)), interval.start)
+    return hint
+
+
 def cpsat_row(env: MigSchedEnv, episode: int, seed: int, time_limit: float) -> Row:
     """The CP-SAT reference of the episode's batch, hinted with the static schedule."""
     from migsched.policies.cpsat import solve_cpsat
 
-    static = run_episode(env, StaticPolicy(), seed=seed)
-    hint = [None] * len(env.state.tasks)
-    for interval in static.schedule.intervals:
-        if interval.kind == "run":
-            hint[interval.task] = ((interval.size, min(interval.slices)), interval.start)
+    hint = schedule_hint(run_episode(env, StaticPolicy(), seed=seed).schedule, len(env.state.tasks))
     result = solve_cpsat(env.state.tasks.tolist(), env.initial_free, time_limit=time_limit, hint=hint, lower_bound=env.lower_bound)
     return Row(episode, "cpsat", result.makespan, env.lower_bound, result.proven_optimal)
 

@@ -27,16 +27,11 @@ def instance_free(state: SchedState, partition: int) -> list[float]:
     rem = state.rem
     if partition == state.partition:
         return [rem[inst.start] * step for inst in a100.INSTANCES[partition]]
-    created = {inst.start: inst for inst in a100.NEW_INSTANCES[state.partition, partition]}
-    old_labels = a100.LABELS[state.partition]
-    free = []
-    for inst in a100.INSTANCES[partition]:
-        if inst.start in created:
-            ready = max(rem[s] * step + a100.DESTROY_COST[old_labels[s]] for s in inst.slices) + a100.CREATE_COST[inst.size]
-            free.append(ready)
-        else:
-            free.append(rem[inst.start] * step)
-    return free
+    ready = {
+        inst.start: max(rem[s] * step + cost for s, cost in zip(inst.slices, destroy)) + create
+        for inst, destroy, create in a100.NEW_INSTANCE_COSTS[state.partition, partition]
+    }
+    return [ready.get(inst.start, rem[inst.start] * step) for inst in a100.INSTANCES[partition]]
 
 
 def plan(state: SchedState, partition: int) -> Plan:
