@@ -239,7 +239,7 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     if args.gantt:
         from migsched.plots import gantt
 
-        drawn = next(name for name in args.policies if name in results and results[name])
+        drawn = next(name for name in args.policies if results.get(name))
         result = results[drawn][args.gantt_episode]
         gantt(result.schedule, args.gantt, title=f"{version} {drawn}, {args.type_tasks} episode {args.gantt_episode}: makespan {result.makespan:.1f} s, ratio {result.ratio:.3f}")
         print(f"wrote {args.gantt}")

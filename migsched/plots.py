@@ -9,9 +9,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
-from migsched.replay import Schedule  # noqa: E402
+from migsched.replay import Schedule
 
 BAR_COLOURS = {"reconfigure": "#555555", "busy": "#dddddd"}
 

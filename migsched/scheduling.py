@@ -108,10 +108,10 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
         names, times = parse_task_file(args.tasks)
         if args.model:
             model, env_config = load_model(args.model, version)
-            make_policy: Callable[[], Policy] = lambda: AgentPolicy(model)  # noqa: E731
+            make_policy: Callable[[], Policy] = lambda: AgentPolicy(model)
         else:
             env_config = {"N": args.N, "M": args.M}
-            make_policy = lambda: make_baseline(args.baseline)  # noqa: E731
+            make_policy = lambda: make_baseline(args.baseline)
     except (OSError, ValueError) as exc:
         print(f"schedule.py: error: {exc}", file=sys.stderr)
         return 2

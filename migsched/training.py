@@ -40,13 +40,13 @@ from stable_baselines3.common.vec_env import (
 from migsched.a100 import NUM_SLICES
 from migsched.env import DEFAULT_QUEUE_LEN
 from migsched.evaluation import PeriodicEvaluation
+from migsched.pretrain import TEACHERS, clone, demonstrations
 from migsched.state import FIRST_RUN_ACTION
 from migsched.versions import REPO_ROOT, check_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
 #: Transitions per rollout, whatever the number of environments (the library's default n_steps).
 ROLLOUT_TRANSITIONS = 2048
-NET_ARCH = dict(pi=[256, 256], vf=[256, 256])
 #: The library's Adam (eps 1e-5 is SB3's default for it), fused: the same update in fewer kernels,
 #: measured 14% (float) to 25% (one_hot) faster per PPO update on CPU.
 OPTIMIZER_KWARGS = dict(eps=1e-5, fused=True)
@@ -56,11 +56,20 @@ ENT_COEF_PHASES: dict[str, tuple[float, ...]] = {
     version: (0.01, 0.00075, 0.0005, 0.0) for version in ("entropy", "direct_reconfig", "online")
 }
 #: The settings a preset may change, at their defaults (the original tool's), and the presets.
-DEFAULT_SETTINGS: dict[str, Any] = {"n_envs": 1, "vec_env": "subproc", "batch_size": 64}
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "n_envs": 1,
+    "vec_env": "subproc",
+    "batch_size": 64,
+    "n_epochs": 10,
+    "learning_rate": 3e-4,
+    "net_arch": "256,256",
+    "pretrain": None,
+}
 PRESETS: dict[str, dict[str, Any]] = {
-    # The fastest CPU throughput measured on a 2-core machine (benchmarks/train_speed.py): 3-4.5x
-    # the defaults' fps. Tuned for speed only; its learning per sample is not yet measured.
-    "fast": {"n_envs": 8, "vec_env": "dummy", "batch_size": 512},
+    # Measured on 2-core machines (benchmarks/train_speed.py, docs/tuning.md): 8 environments in
+    # this process and 512-transition minibatches give 3-4.5x the defaults' fps; a learning rate
+    # of 1e-3 reached better schedules in the same time than 3e-4 or 1e-4 on every version tried.
+    "fast": {"n_envs": 8, "vec_env": "dummy", "batch_size": 512, "learning_rate": 1e-3},
 }
 #: Episodes averaged in `rollout/makespan_ratio`, as SB3 averages `ep_rew_mean`.
 STATS_WINDOW = 100
@@ -89,10 +98,16 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, default="good_scaling", help="workload (default good_scaling)")
     parser.add_argument("--restore", help="model zip to continue training from, relative to the current directory")
     parser.add_argument("--seed", type=int, help="seed of a reproducible run")
-    parser.add_argument("--preset", choices=tuple(PRESETS), help="a named set of the three flags below; explicit flags override it")
+    parser.add_argument("--preset", choices=tuple(PRESETS), help="fast: --n_envs 8 --vec_env dummy --batch_size 512 --learning_rate 0.001; explicit flags override it")
     parser.add_argument("--n_envs", type=int, help=f"parallel environments; each runs {ROLLOUT_TRANSITIONS} // n_envs steps per rollout (default 1)")
     parser.add_argument("--vec_env", choices=("subproc", "dummy"), help="with --n_envs > 1: one subprocess per environment (default), or all in this process (faster on few cores)")
     parser.add_argument("--batch_size", type=int, help="PPO minibatch size (default 64, the library's)")
+    parser.add_argument("--n_epochs", type=int, help="passes over each rollout (default 10, the library's)")
+    parser.add_argument("--learning_rate", type=float, help="Adam learning rate (default 0.0003, the library's)")
+    parser.add_argument("--net_arch", help="hidden layer widths of the policy and of the value network, e.g. 64,64 (default 256,256)")
+    parser.add_argument("--pretrain", choices=TEACHERS, help="a new model first clones this baseline's actions and values (default: none)")
+    parser.add_argument("--pretrain_episodes", type=int, default=1000, help="teacher episodes for --pretrain (default 1000)")
+    parser.add_argument("--pretrain_epochs", type=int, default=30, help="passes over the teacher's steps for --pretrain (default 30)")
     parser.add_argument("--save_freq", type=int, default=10_000_000, help="checkpoint every this many timesteps (default 10000000)")
     parser.add_argument("--tensorboard_log", help="directory for TensorBoard logs")
     parser.add_argument("--progress_bar", action="store_true", help="show a progress bar with the time left")
@@ -104,13 +119,21 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         if getattr(args, flag) is None:
             setattr(args, flag, value)
 
-    for flag in ("num_steps", "N", "M", "n_envs", "save_freq", "eval_episodes"):
+    for flag in ("num_steps", "N", "M", "n_envs", "n_epochs", "save_freq", "eval_episodes", "pretrain_episodes", "pretrain_epochs"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
     if args.eval_freq is None:
         args.eval_freq = args.num_steps // 100 if args.num_steps >= 100_000 else 0
     elif args.eval_freq < 0:
         parser.error(f"--eval_freq must be 0 (off) or positive, got {args.eval_freq}")
+    if not args.learning_rate > 0:
+        parser.error(f"--learning_rate must be positive, got {args.learning_rate}")
+    widths = str(args.net_arch).split(",")
+    if not all(width.isdigit() and int(width) > 0 for width in widths):
+        parser.error(f"--net_arch must be positive layer widths separated by commas, e.g. 64,64, got {args.net_arch!r}")
+    args.net_arch = [int(width) for width in widths]
+    if args.pretrain and args.restore:
+        parser.error("--pretrain warms up a new model; it cannot be combined with --restore")
     if args.batch_size < 2:
         parser.error(f"--batch_size must be at least 2, got {args.batch_size}")
     if rollout_size(args.n_envs) % args.batch_size == 1:
@@ -402,11 +425,20 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     env_config = {"N": args.N, "M": args.M} | ({"queue_len": args.queue_len} if version == "online" else {})
     env = make_vec_env(version, env_config, args.type_tasks, args.n_envs, args.vec_env)
     device = "cuda" if args.device == "gpu" else "cpu"
-    settings = dict(n_steps=rollout_size(args.n_envs) // args.n_envs, batch_size=args.batch_size, tensorboard_log=args.tensorboard_log, verbose=1, seed=args.seed, device=device)
+    settings = dict(n_steps=rollout_size(args.n_envs) // args.n_envs, batch_size=args.batch_size, n_epochs=args.n_epochs, learning_rate=args.learning_rate, tensorboard_log=args.tensorboard_log, verbose=1, seed=args.seed, device=device)
     if args.restore:
         model = MaskablePPO.load(args.restore, env=env, **settings)
     else:
-        model = MaskablePPO("MlpPolicy", env, gamma=1.0, ent_coef=ENT_COEF, policy_kwargs=dict(net_arch=NET_ARCH, optimizer_kwargs=OPTIMIZER_KWARGS), **settings)
+        net_arch = dict(pi=args.net_arch, vf=args.net_arch)
+        model = MaskablePPO("MlpPolicy", env, gamma=1.0, ent_coef=ENT_COEF, policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings)
+        if args.pretrain:
+            data = demonstrations(version, env_config, args.type_tasks, args.pretrain, args.pretrain_episodes)
+            agreement = clone(model, data, args.pretrain_epochs, seed=args.seed)
+            print(
+                f"pretrained on {args.pretrain}: {len(data)} steps of {args.pretrain_episodes} episodes (its mean makespan / lower bound "
+                f"{data.teacher_ratio:.4f}), {args.pretrain_epochs} epochs, the policy now agrees on {agreement:.1%} of them",
+                flush=True,
+            )
     model.env_config = env_config  # saved with the model: restores and evaluate.py read N and M from it
 
     name = partial(model_path, version, args.N, args.M, type_tasks=args.type_tasks)

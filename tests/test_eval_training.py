@@ -98,13 +98,13 @@ def test_default_evaluation_frequency_is_one_percent_of_long_runs() -> None:
     assert parse_args("float", ["--num_steps", "5000", "--eval_freq", "1000"]).eval_freq == 1000
 
 
-def test_preset_fast_sets_the_three_flags_unless_given() -> None:
+def test_preset_fast_sets_its_flags_unless_given() -> None:
     args = parse_args("float", ["--preset", "fast"])
-    assert (args.n_envs, args.vec_env, args.batch_size) == (8, "dummy", 512)
-    args = parse_args("float", ["--preset", "fast", "--batch_size", "128", "--n_envs", "4"])
-    assert (args.n_envs, args.vec_env, args.batch_size) == (4, "dummy", 128)
+    assert (args.n_envs, args.vec_env, args.batch_size, args.learning_rate) == (8, "dummy", 512, 1e-3)
+    args = parse_args("float", ["--preset", "fast", "--batch_size", "128", "--n_envs", "4", "--learning_rate", "0.0002"])
+    assert (args.n_envs, args.vec_env, args.batch_size, args.learning_rate) == (4, "dummy", 128, 2e-4)
     args = parse_args("float", [])
-    assert (args.n_envs, args.vec_env, args.batch_size) == (1, "subproc", 64)
+    assert (args.n_envs, args.vec_env, args.batch_size, args.n_epochs, args.learning_rate, args.net_arch) == (1, "subproc", 64, 10, 3e-4, [256, 256])
 
 
 def test_preset_fast_trains_saves_and_prints_its_hyperparameters() -> None:
@@ -115,8 +115,25 @@ def test_preset_fast_trains_saves_and_prints_its_hyperparameters() -> None:
             [sys.executable, "train.py", "--preset", "fast", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "bad_scaling", "--seed", "3"],
             cwd=ROOT / "direct_reconfig", capture_output=True, text=True, check=True,
         ).stdout
-        assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512" in out
+        assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=0.001" in out
         model, config = load_checked_model(folder / name, "direct_reconfig")
         assert config == {"N": 3, "M": 7} and model.num_timesteps == 2048
+    finally:
+        (folder / name).unlink(missing_ok=True)
+
+
+def test_pretrain_clones_the_teacher_before_ppo_and_saves() -> None:
+    folder = ROOT / "float" / "trained_models"
+    name = "bs3_N=3_M=5_s=1024_wide_times.zip"
+    try:
+        out = subprocess.run(
+            [sys.executable, "train.py", "--pretrain", "greedy", "--pretrain_episodes", "30", "--num_steps", "1024", "--N", "3", "--M", "5", "--type_tasks", "wide_times", "--seed", "1"],
+            cwd=ROOT / "float", capture_output=True, text=True, check=True,
+        ).stdout
+        line = next(line for line in out.splitlines() if line.startswith("pretrained on greedy: "))
+        assert "of 30 episodes" in line and "30 epochs" in line
+        assert out.index("pretrained on greedy") < out.index("training float:")
+        model, _ = load_checked_model(folder / name, "float")
+        assert model.num_timesteps == 2048
     finally:
         (folder / name).unlink(missing_ok=True)

@@ -73,7 +73,7 @@ class Training:
 
     def saved(self) -> list[Path]:
         """The models it reported saving, checkpoints first."""
-        return [Path(p) for p in re.findall(r"(?:checkpoint|model) saved: (.+\.zip)$", self.output, re.M)]
+        return [Path(p) for p in re.findall(r"(?:checkpoint|model) saved: (.+\.zip)$", self.output, re.MULTILINE)]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
             "short": Training(version, flags(version, STEPS, "--save_freq", str(SAVE_FREQ)), logs / f"{version}-short.log"),
             "sigterm": Training(version, flags(version, 10**9, "--n_envs", "2"), logs / f"{version}-sigterm.log", signal_on=("total_timesteps", signal.SIGTERM)),
         }
-    trainings = lambda: [t for per_version in done.values() for t in per_version.values()]  # noqa: E731
+    trainings = lambda: [t for per_version in done.values() for t in per_version.values()]
     try:
         deadline = time.monotonic() + TIMEOUT
         while any([t.poll() for t in trainings()]) or any("sigint" not in per_version for per_version in done.values()):
@@ -177,6 +177,12 @@ INVALID = [
     (["--n_envs", "0"], "--n_envs must be a positive integer"),
     (["--save_freq", "0"], "--save_freq must be a positive integer"),
     (["--batch_size", "1"], "--batch_size must be at least 2"),
+    (["--n_epochs", "0"], "--n_epochs must be a positive integer"),
+    (["--learning_rate", "-0.1"], "--learning_rate must be positive"),
+    (["--net_arch", "64,x"], "--net_arch must be positive layer widths"),
+    (["--net_arch", "0"], "--net_arch must be positive layer widths"),
+    (["--pretrain", "cpsat"], "invalid choice"),
+    (["--pretrain", "greedy", "--pretrain_episodes", "0"], "--pretrain_episodes must be a positive integer"),
     (["--type_tasks", "heavy"], "invalid choice"),
     (["--device", "tpu"], "invalid choice"),
     (["--restore", "missing.zip"], "model file not found: missing.zip"),
@@ -217,6 +223,12 @@ def test_a_mismatched_restore_names_both_and_exits_2(version: str, runs, capsys)
     else:
         err = fails(version, ["--N", str(N), "--M", str(M), "--restore", float_model], capsys)
         assert f"does not fit {version} with N={N} M={M}" in err and "Box(0.0, 1.0, (32,), float32) -> Discrete(45)" in err
+
+
+def test_pretrain_is_for_a_new_model_only(runs, capsys) -> None:
+    float_model = str(model_path("float", N, M, STEPS, WORKLOAD))
+    err = fails("float", ["--N", str(N), "--M", str(M), "--restore", float_model, "--pretrain", "greedy"], capsys)
+    assert "--pretrain warms up a new model; it cannot be combined with --restore" in err
 
 
 def test_the_entropy_coefficient_takes_four_values_in_equal_phases() -> None:

@@ -1,0 +1,88 @@
+"""Warm start: behaviour cloning of a new agent on a baseline scheduler's episodes, before PPO.
+
+`demonstrations` plays a baseline (static, greedy or FAR) through the version's own environment
+and records what the agent would see (observation, action mask) with the baseline's action and
+the return still to come. `clone` then fits the policy network to the actions (cross-entropy
+over the valid actions) and the value network to those returns (squared error), so PPO starts
+from the baseline's schedules and a critic that already knows what they are worth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from migsched.evaluation import make_baseline
+from migsched.versions import make_env
+
+TEACHERS = ("static", "greedy", "far")
+#: Demonstration episodes use seeds from here, apart from evaluation's (1,000,000 on).
+DEMO_SEED = 2_000_000
+
+
+@dataclass(frozen=True)
+class Demonstrations:
+    """Steps of a teacher's episodes: what the agent would observe and may do, what the teacher did."""
+
+    observations: np.ndarray
+    masks: np.ndarray
+    actions: np.ndarray
+    returns: np.ndarray
+    teacher_ratio: float
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+def demonstrations(version: str, env_config: dict[str, int], type_tasks: str, teacher: str, episodes: int) -> Demonstrations:
+    """`episodes` seeded episodes of `teacher` in `version`'s environment, step by step."""
+    if teacher not in TEACHERS:
+        raise ValueError(f"unknown teacher {teacher!r}; choose from {', '.join(TEACHERS)}")
+    env = make_env(version, env_config, type_tasks)
+    policy = make_baseline(teacher)
+    observations, masks, actions, returns, ratios = [], [], [], [], []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=DEMO_SEED + k)
+        policy.reset(env, DEMO_SEED + k)
+        rewards, terminated = [], False
+        while not terminated:
+            action = policy.act(env)
+            observations.append(obs)
+            masks.append(env.action_masks())
+            actions.append(action)
+            obs, reward, terminated, _, info = env.step(action)
+            rewards.append(reward)
+        returns.extend(np.cumsum(rewards[::-1])[::-1])
+        ratios.append(info["makespan_ratio"])
+    return Demonstrations(np.array(observations), np.array(masks), np.array(actions), np.array(returns, dtype=np.float32), float(np.mean(ratios)))
+
+
+def clone(model: Any, data: Demonstrations, epochs: int, batch_size: int = 256, seed: int | None = None) -> float:
+    """Fit `model`'s policy to the teacher's actions and its value to the returns, with the model's
+    own optimizer, for `epochs` passes; return the share of steps where the deterministic policy
+    then picks the teacher's action."""
+    policy = model.policy
+    device = policy.device
+    obs = torch.as_tensor(data.observations, device=device)
+    masks = data.masks
+    actions = torch.as_tensor(data.actions, device=device)
+    returns = torch.as_tensor(data.returns, device=device)
+    generator = np.random.default_rng(seed)
+    policy.set_training_mode(True)
+    for _ in range(epochs):
+        order = generator.permutation(len(data))
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            values, log_prob, _ = policy.evaluate_actions(obs[batch], actions[batch], action_masks=masks[batch])
+            loss = -log_prob.mean() + 0.5 * torch.nn.functional.mse_loss(values.flatten(), returns[batch])
+            policy.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), model.max_grad_norm)
+            policy.optimizer.step()
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        chosen = policy.get_distribution(obs, action_masks=masks).get_actions(deterministic=True)
+    return float((chosen == actions).float().mean())
