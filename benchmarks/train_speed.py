@@ -8,6 +8,10 @@ from its start line to its "model saved" line: every rollout and update and the 
 not the interpreter's start-up. The model it wrote is deleted. The table gives the median over
 `--runs` (seeds 0, 1, ...) with the min and max, and each setting's speed-up over the defaults.
 The machine's other load shows as a wide min-max spread.
+
+`--reference` adds, for each version, the same defaults' training on a stand-in environment with
+that version's spaces whose step costs nothing (constant observation, every action valid,
+episodes of 30 steps), in this process: the fps no implementation of the environment can beat.
 """
 
 from __future__ import annotations
@@ -19,6 +23,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+from migsched.training import ENT_COEF, OPTIMIZER_KWARGS, torch_threads
+from migsched.versions import make_env
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ("one_hot", "float", "entropy", "direct_reconfig", "online")
@@ -49,12 +63,48 @@ def run_fps(version: str, flags: list[str], rollouts: int, seed: int) -> float:
     return timesteps / (end - start)
 
 
+class FreeEnv(gym.Env):
+    """A version's observation and action spaces with a step that does no work."""
+
+    def __init__(self, version: str) -> None:
+        real = make_env(version, {"N": 14, "M": 14})
+        self.observation_space, self.action_space = real.observation_space, real.action_space
+        self._obs = self.observation_space.sample() * 0
+        self._mask = np.ones(self.action_space.n, dtype=bool)
+        self._t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self._t = 0
+        return self._obs, {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self._t += 1
+        return self._obs, -1.0, self._t >= 30, False, {}
+
+    def action_masks(self) -> np.ndarray:
+        return self._mask
+
+
+def reference_fps(version: str, rollouts: int, seed: int) -> float:
+    """Timesteps per second of the defaults' training (as train.py builds it) on `FreeEnv`."""
+    torch.set_num_threads(torch_threads(1, "subproc"))
+    torch.distributions.Distribution.set_default_validate_args(False)
+    env = VecMonitor(DummyVecEnv([lambda: FreeEnv(version)]))
+    net_arch = {"pi": [256, 256], "vf": [256, 256]}
+    model = MaskablePPO("MlpPolicy", env, gamma=1.0, ent_coef=ENT_COEF, seed=seed, policy_kwargs={"net_arch": net_arch, "optimizer_kwargs": OPTIMIZER_KWARGS})
+    start = time.perf_counter()
+    model.learn(rollouts * 2048)
+    return model.num_timesteps / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", default=",".join(VERSIONS))
     parser.add_argument("--settings", default="defaults,fast", help=f"from {','.join(SETTINGS)}")
     parser.add_argument("--rollouts", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--reference", action="store_true", help="also train the defaults on a free stand-in environment")
     args = parser.parse_args()
     settings = args.settings.split(",")
     print(f"N=14 M=14 mix_scaling_soft, {args.rollouts} rollouts of 2048 transitions, median of {args.runs} runs")
@@ -68,6 +118,9 @@ def main() -> None:
             medians[name] = statistics.median(rates)
             speedup = f"{medians[name] / medians['defaults']:.2f}x" if "defaults" in medians else ""
             print(f"{version:<16} {name:<9} {medians[name]:>7,.0f} {min(rates):>7,.0f} {max(rates):>7,.0f} {speedup:>9}", flush=True)
+        if args.reference:
+            rates = [reference_fps(version, args.rollouts, seed) for seed in range(args.runs)]
+            print(f"{version:<16} {'free env':<9} {statistics.median(rates):>7,.0f} {min(rates):>7,.0f} {max(rates):>7,.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -66,9 +66,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "pretrain": None,
 }
 PRESETS: dict[str, dict[str, Any]] = {
-    # Measured on 2-core machines (benchmarks/train_speed.py, docs/tuning.md): 8 environments in
-    # this process and 512-transition minibatches give 3-4.5x the defaults' fps; a learning rate
-    # of 1e-3 reached better schedules in the same time than 3e-4 or 1e-4 on every version tried.
+    # Chosen by measurement (README, "Training on a workstation"): 8 environments in this process
+    # and 512-transition minibatches give 3-4.5x the defaults' fps on 2 cores; a learning rate of
+    # 1e-3 reached better schedules in the same time than 3e-4 or 1e-4.
     "fast": {"n_envs": 8, "vec_env": "dummy", "batch_size": 512, "learning_rate": 1e-3},
 }
 #: Episodes averaged in `rollout/makespan_ratio`, as SB3 averages `ep_rew_mean`.
