@@ -13,7 +13,8 @@ reference (`--cpsat_time` seconds per batch; the result is cached in the output 
 Writes `<out>/quality.csv` (minutes, timesteps, mean makespan / lower bound, mean makespan /
 cpsat) and `<out>/quality.png` (the agent's ratio to cpsat offline, to the lower bound online,
 against minutes, with the baselines as horizontal lines); prints the table. Checkpoints are
-deleted once evaluated; the final model stays in `<version>/trained_models/`.
+deleted once evaluated, except the best, kept as `<out>/best_s=<timesteps>.zip`; the final model
+stays in `<version>/trained_models/`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import csv
 import json
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -58,6 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
     parser.add_argument("--preset", choices=("fast", "none"), default="fast", help="train.py --preset, or none for the defaults")
     parser.add_argument("--pretrain", choices=BASELINES, help="train.py --pretrain")
+    parser.add_argument("--learning_rate", type=float, help="train.py --learning_rate (default: the preset's)")
     parser.add_argument("--num_steps", type=int, help="train.py --num_steps (default: the budget at the preset's measured fps)")
     parser.add_argument("--save_freq", type=int, help="checkpoint interval in timesteps (default: a 30th of --num_steps)")
     parser.add_argument("--episodes", type=int, default=20, help="seeded evaluation episodes (default 20)")
@@ -68,7 +71,7 @@ def parse_args() -> argparse.Namespace:
         parser.error("--minutes and --episodes must be positive")
     args.num_steps = args.num_steps or int(args.minutes * 60 * FPS[args.preset][args.version])
     args.save_freq = args.save_freq or max(2048, args.num_steps // 30)
-    label = f"{args.version}_{args.type_tasks}_{args.preset}" + (f"_pretrain_{args.pretrain}" if args.pretrain else "")
+    label = f"{args.version}_{args.type_tasks}_{args.preset}" + (f"_pretrain_{args.pretrain}" if args.pretrain else "") + (f"_lr{args.learning_rate:g}" if args.learning_rate else "")
     args.out = args.out or REPO_ROOT / "quality_runs" / label
     return args
 
@@ -79,6 +82,7 @@ def train(args: argparse.Namespace, log_path: Path) -> list[tuple[float, int, Pa
             "--seed", "0", "--save_freq", str(args.save_freq), "--eval_freq", "0"]
     argv += ["--preset", args.preset] if args.preset != "none" else []
     argv += ["--pretrain", args.pretrain] if args.pretrain else []
+    argv += ["--learning_rate", str(args.learning_rate)] if args.learning_rate else []
     began = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO_ROOT / args.version, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     timer = threading.Timer(args.minutes * 60, proc.send_signal, (signal.SIGTERM,))
@@ -87,7 +91,7 @@ def train(args: argparse.Namespace, log_path: Path) -> list[tuple[float, int, Pa
     with open(log_path, "w") as log:
         for line in proc.stdout:
             log.write(line)
-            if match := re.match(r"(?:checkpoint|model) saved: (.+_s=(\d+)_\w+\.zip)$", line.strip()):
+            if match := re.match(r"(?:checkpoint|model) saved: (.+_s=(\d+)_[\w-]+\.zip)$", line.strip()):
                 saved.append(((time.perf_counter() - began) / 60, int(match.group(2)), Path(match.group(1))))
     timer.cancel()
     if proc.wait() not in (0, 143):
@@ -130,7 +134,7 @@ def plot(args: argparse.Namespace, points: list[tuple[float, int, float, float |
         ax.axhline(1.05, color="grey", linestyle=":", label="1.05 x cpsat")
     ax.set_xlabel("wall-clock minutes of training")
     ax.set_ylabel("mean makespan / " + ("cpsat makespan" if offline else "lower bound"))
-    pretrain = f", pretrain {args.pretrain}" if args.pretrain else ""
+    pretrain = (f", pretrain {args.pretrain}" if args.pretrain else "") + (f", learning rate {args.learning_rate:g}" if args.learning_rate else "")
     ax.set_title(f"{args.version}, {args.type_tasks}, preset {args.preset}{pretrain}: {args.episodes} seeded episodes")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -155,8 +159,14 @@ def main() -> None:
         model, _ = load_checked_model(path, args.version)
         rows, _ = evaluate(args.version, CONFIG, args.type_tasks, args.episodes, 0, ["agent"], model=model)
         points.append((minutes, steps, *ratios(rows, cpsat)))
-        if path != saved[-1][2]:
-            path.unlink()
+    best = min(range(len(points)), key=lambda k: points[k][3 if cpsat else 2])
+    kept = args.out / f"best_s={points[best][1]}.zip"
+    if best == len(saved) - 1:
+        shutil.copyfile(saved[best][2], kept)
+    else:
+        saved[best][2].replace(kept)
+    for _, _, path in saved[:-1]:
+        path.unlink(missing_ok=True)
     with open(args.out / "quality.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["minutes", "timesteps", "agent_to_lower_bound", "agent_to_cpsat", *(f"{b}_to_{t}" for b in BASELINES for t in ("lower_bound", "cpsat"))])
@@ -167,7 +177,7 @@ def main() -> None:
         print(f"{minutes:8.2f} {steps:10d} {to_bound:8.4f} {to_cpsat or float('nan'):8.4f}")
     for name, (to_bound, to_cpsat) in baselines.items():
         print(f"{name:>8} {'':>10} {to_bound:8.4f} {to_cpsat or float('nan'):8.4f}")
-    print(f"wrote {args.out / 'quality.csv'}, {plot(args, points, baselines)}; final model {saved[-1][2]}")
+    print(f"wrote {args.out / 'quality.csv'}, {plot(args, points, baselines)}; best model {kept} (at {points[best][0]:.1f} min); final model {saved[-1][2]}")
 
 
 if __name__ == "__main__":
