@@ -1,0 +1,314 @@
+"""sweep.py: the plan, the grid, the tables, bad input, and a tiny local Ray sweep with a setting
+that train.py rejects, then resumed.
+
+The sweep trains real `train.py` subprocesses (N=3, M=4, one 2048-step rollout) on a Ray session
+of 2 CPUs that this module starts; the models they write beside train.py are removed at the end.
+Runs of this session are told apart from any other's by their --num_steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import ray
+
+from migsched.sweep import (
+    SET_BY_SWEEP,
+    SweepError,
+    Trial,
+    check_grid,
+    load_grid,
+    main,
+    name_lock,
+    plan,
+    summary_table,
+    train_argv,
+    train_flags,
+    trial_row,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = 1000 + os.getpid() % 900  # this session's --num_steps: its model names are its own
+VERSIONS, WORKLOADS = ("float", "entropy"), ("good_scaling", "wide_times")
+EPISODES = 3
+
+
+# --- the plan and the grid --------------------------------------------------------------------
+
+
+def test_the_plan_is_every_version_workload_seed_and_grid_combination() -> None:
+    trials = plan(["float", "online"], ["wide_times"], 2, {"batch_size": [64, 512], "learning_rate": [0.001]})
+    assert len(trials) == 2 * 1 * 2 * 2
+    assert trials[0] == Trial("float", "wide_times", 0, (("batch_size", 64), ("learning_rate", 0.001)))
+    assert trials[0].id == "float-wide_times-seed0-batch_size=64-learning_rate=0.001"
+    assert [t.id for t in trials][-1] == "online-wide_times-seed1-batch_size=512-learning_rate=0.001"
+    assert len({t.id for t in trials}) == len(trials)
+    assert [t.id for t in plan(["float"], ["wide_times"], 1, {})] == ["float-wide_times-seed0"]
+
+
+def test_train_argv_sets_the_sweeps_flags_then_the_grid_setting() -> None:
+    spec = Trial("online", "bad_scaling", 2, (("net_arch", "64,64"), ("ortho", True), ("quiet", False))).spec()
+    settings = {"num_steps": 5000, "N": 3, "M": 4, "device": "cpu", "eval_episodes": 7, "preset": "fast", "eval_freq": None, "switches": ["ortho", "quiet"]}
+    argv = train_argv(spec, settings)
+    assert argv == [
+        "--num_steps", "5000", "--N", "3", "--M", "4", "--type_tasks", "bad_scaling", "--seed", "2",
+        "--device", "cpu", "--eval_episodes", "7", "--preset", "fast", "--net_arch", "64,64", "--ortho",
+    ]  # fmt: skip
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("batch_size: [64, 512\n", "not valid YAML"),
+        ("- 64\n- 512\n", "expected a mapping"),
+        ("", "expected a mapping"),
+        ("batch_size: []\n", "non-empty list"),
+        ("batch_size: {a: 1}\n", "non-empty list"),
+        ("batch_size: [64, 64]\n", "listed twice"),
+    ],
+)
+def test_a_bad_grid_file_is_a_one_line_error(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SweepError, match=message) as raised:
+        load_grid(write(tmp_path / "grid.yaml", text))
+    assert "\n" not in str(raised.value)
+
+
+@pytest.fixture(scope="module")
+def flags() -> dict[str, str]:
+    """What float/train.py --help lists."""
+    return train_flags("float")
+
+
+def test_grid_keys_must_be_free_train_py_flags(flags: dict[str, str]) -> None:
+    assert flags["batch_size"] == "BATCH_SIZE" and flags["vec_env"] == "{subproc,dummy}" and flags["progress_bar"] == ""
+    assert set(SET_BY_SWEEP) <= set(flags), "every flag sweep.py sets is one train.py has"
+    with pytest.raises(SweepError, match="not train.py flags: bogus, lr"):
+        check_grid({"batch_size": [64], "bogus": [1], "lr": [0.1]}, flags, "g.yaml")
+    with pytest.raises(SweepError, match="not sweepable: num_steps"):
+        check_grid({"num_steps": [10]}, flags, "g.yaml")
+    with pytest.raises(SweepError, match="on/off flags take true or false: ortho"):
+        check_grid({"ortho": [1]}, {**flags, "ortho": ""}, "g.yaml")
+
+
+def test_the_example_grid_fits_train_py(flags: dict[str, str]) -> None:
+    grid = load_grid(str(ROOT / "sweeps" / "example_grid.yaml"))
+    check_grid(grid, flags, "sweeps/example_grid.yaml")
+    assert len(plan(["float"], ["wide_times"], 1, grid)) == 4
+
+
+def test_the_name_lock_holds_until_released() -> None:
+    name = Path(f"/nowhere/bs3_test_{os.getpid()}.zip")
+    acquired = threading.Event()
+
+    def second() -> None:
+        with name_lock(name):
+            acquired.set()
+
+    with name_lock(name) as release:
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        assert not acquired.wait(0.3), "a second run of the same name started while the first held it"
+        release()
+        assert acquired.wait(5)
+    waiter.join()
+
+
+# --- the tables -------------------------------------------------------------------------------
+
+
+def record(seed: int, final: list[float], status: str = "ok") -> dict:
+    episodes = {"makespan": final, "lower_bound": [10.0, 20.0]}
+    return {
+        "trial": f"float-wide_times-seed{seed}", "status": status, "version": "float", "workload": "wide_times", "seed": seed,
+        "hyperparameters": {"batch_size": 64}, "wall_clock_s": 60.0 * (seed + 1), "eval_s": 1.0, "final": episodes if status == "ok" else None,
+        "best": None, "model": "m.zip", "best_model": None, "node": "n", "log": "x.log", "error": None if status == "ok" else "train.py exited with status 2",
+    }  # fmt: skip
+
+
+BASELINES = {"lower_bound": [10.0, 20.0], "makespan": {"random": [20.0, 40.0], "static": [12.0, 24.0], "greedy": [11.0, 22.0], "far": [15.0, 30.0], "cpsat": [10.0, 25.0]}, "cpsat_proven": 1}
+
+
+def test_a_row_holds_the_agents_and_baselines_figures_on_the_same_episodes() -> None:
+    row = trial_row(record(0, [12.0, 30.0]), BASELINES, ["batch_size"], 1000)
+    assert row["final_ratio"] == pytest.approx((1.2 + 1.5) / 2)
+    assert row["final_cpsat"] == pytest.approx((1.2 + 1.2) / 2)
+    assert row["best_ratio"] is None and row["best_cpsat"] is None
+    assert row["static_ratio"] == pytest.approx(1.2) and row["static_cpsat"] == pytest.approx((1.2 + 0.96) / 2)
+    assert row["cpsat_ratio"] == pytest.approx((1.0 + 1.25) / 2) and row["cpsat_proven"] == 1
+    assert row["batch_size"] == 64 and row["num_steps"] == 1000
+    failed = trial_row(record(1, [], status="failed"), None, ["batch_size"], 1000)
+    assert failed["final_ratio"] is None and failed["static_ratio"] is None and failed["error"].startswith("train.py exited")
+
+
+def test_the_summary_gives_mean_and_spread_over_the_seeds_that_finished() -> None:
+    rows = [trial_row(r, BASELINES, ["batch_size"], 1000) for r in (record(0, [12.0, 30.0]), record(1, [10.0, 20.0]), record(2, [], "failed"))]
+    header, _, line = summary_table(rows, ["batch_size"]).splitlines()
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert dict(zip(columns, cells)) == {
+        "version": "float", "workload": "wide_times", "batch_size": "64", "seeds ok": "2/3", "final": "1.175 ± 0.247", "best": "-",
+        "final / cpsat": "1.050 ± 0.212", "best / cpsat": "-", "random": "2.000", "static": "1.200", "greedy": "1.100", "far": "1.500",
+        "cpsat": "1.125", "training min": "1.500 ± 0.707",
+    }  # fmt: skip
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+def fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one-line error of `sweep.py argv` (exit status 2)."""
+    try:
+        status = main(argv)
+    except SystemExit as exited:
+        status = exited.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sweep.py: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_bad_input_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "sweep")
+    base = ["--num_steps", "100", "--out", out]
+    bad_yaml = write(tmp_path / "bad.yaml", "batch_size: [1,\n")
+    unknown_key = write(tmp_path / "unknown.yaml", "batch_sise: [64]\n")
+    cases = [
+        (["--versions", "float,fast"], "--versions: unknown 'fast'"),
+        (["--versions", "float", "--type_tasks", "heavy"], "--type_tasks: unknown 'heavy'"),
+        (["--versions", "float", "--seeds", "0"], "--seeds must be a positive integer"),
+        (["--versions", "float", "--grid", str(tmp_path / "missing.yaml")], "cannot read it"),
+        (["--versions", "float", "--grid", bad_yaml], "not valid YAML"),
+        (["--versions", "float", "--grid", unknown_key], "not train.py flags: batch_sise"),
+        (["--versions", "float", "--preset", "slow"], "--preset slow: train.py knows fast"),
+        (["--versions", "float", "--resume"], "is not a sweep folder"),
+        (["--versions", "float", "--seeds", "two"], "invalid int value"),
+    ]
+    for argv, message in cases:
+        assert message in fails([*argv, *base], capsys)
+    assert not Path(out).exists()
+    Path(out).mkdir()
+    assert "exists: add --resume" in fails(["--versions", "float", *base], capsys)
+
+
+def test_the_command_line_error_has_no_traceback(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "sweep.py"), "--versions", "nope", "--num_steps", "5", "--out", str(tmp_path / "s")], check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("sweep.py: error: --versions: unknown 'nope'") and done.stderr.count("\n") == 1
+    assert done.stdout == ""
+
+
+# --- a tiny local sweep -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A local Ray session of 2 CPUs that every sweep of this module joins."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def sweep_argv(out: Path, grid: str) -> list[str]:
+    return [
+        "--versions", ",".join(VERSIONS), "--type_tasks", ",".join(WORKLOADS), "--seeds", "1", "--num_steps", str(STEPS), "--N", "3", "--M", "4",
+        "--preset", "fast", "--grid", grid, "--eval_freq", "1024", "--eval_episodes", str(EPISODES), "--cpsat_time", "1", "--out", str(out),
+    ]  # fmt: skip
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_session, tmp_path_factory: pytest.TempPathFactory):
+    """2 versions x 2 workloads x 1 seed x batch sizes 512 and 1 (which train.py rejects), then
+    the same sweep resumed; yields both runs' statuses and outputs. Removes the models after."""
+    folder = tmp_path_factory.mktemp("sweep")
+    out, grid = folder / "out", write(folder / "grid.yaml", "batch_size: [512, 1]\n")
+    runs = {}
+    try:
+        for name, extra in (("first", []), ("resumed", ["--resume"])):
+            before = {p.name: p.stat().st_mtime_ns for p in (out / "logs").glob("*.log")} if out.exists() else {}
+            status = main([*sweep_argv(out, grid), *extra])
+            runs[name] = {"status": status, "logs_before": before, "rows": read_csv(out / "results.csv"), "summary": (out / "summary.md").read_text()}
+        yield out, runs
+    finally:
+        for path in (out / "results").glob("*.json"):
+            saved = json.loads(path.read_text())
+            for key in ("model", "best_model", "eval_csv"):
+                if saved.get(key):
+                    Path(saved[key]).unlink(missing_ok=True)
+
+
+def test_the_sweep_writes_one_row_per_trial(sweep) -> None:
+    out, runs = sweep
+    first = runs["first"]
+    assert first["status"] == 1, "some trials failed"
+    assert json.loads((out / "sweep.json").read_text())["command"] == ["sweep.py", *sweep_argv(out, str(out.parent / "grid.yaml"))]
+    rows = first["rows"]
+    assert sorted(r["trial"] for r in rows) == sorted(t.id for t in plan(VERSIONS, WORKLOADS, 1, {"batch_size": [512, 1]}))
+    ok = [r for r in rows if r["batch_size"] == "512"]
+    assert [r["status"] for r in ok] == ["ok"] * 4
+    for row in ok:
+        assert int(row["cpsat_proven"]) == EPISODES, "3-task batches: CP-SAT proves its schedules optimal"
+        for who in ("final", "best", "random", "static", "greedy", "far"):
+            assert float(row[f"{who}_ratio"]) >= 1.0, "no schedule beats the lower bound"
+            assert float(row[f"{who}_cpsat"]) >= 0.999, "nor the optimum that ignores reconfiguration (times rounded to 1 ms)"
+        assert Path(row["model"]).is_file() and Path(row["best_model"]).is_file() and f"_s={STEPS}_" in row["model"]
+        assert float(row["wall_clock_s"]) > 0 and int(row["num_steps"]) == STEPS
+    table = [line for line in first["summary"].splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 2 * 2 * 2, "the header and one line per version, workload and batch size"
+    assert all(" 1/1 " in line for line in table if "| 512 |" in line)
+
+
+def test_the_trial_and_the_baselines_play_the_same_episodes(sweep) -> None:
+    out, _ = sweep
+    for version in VERSIONS:
+        for workload in WORKLOADS:
+            baselines = json.loads((out / "baselines" / f"{version}-{workload}.json").read_text())
+            trial = json.loads((out / "results" / f"{version}-{workload}-seed0-batch_size=512.json").read_text())
+            assert trial["final"]["lower_bound"] == baselines["lower_bound"] == trial["best"]["lower_bound"]
+            assert len(baselines["lower_bound"]) == EPISODES and set(baselines["makespan"]) == {"random", "static", "greedy", "far", "cpsat"}
+
+
+def test_a_failing_trial_is_reported_with_its_log_and_the_others_go_on(sweep) -> None:
+    _, runs = sweep
+    failed = [r for r in runs["first"]["rows"] if r["batch_size"] == "1"]
+    assert [r["status"] for r in failed] == ["failed"] * 4
+    for row in failed:
+        assert row["error"] == "train.py exited with status 2" and row["final_ratio"] == ""
+        assert "train.py: error: --batch_size must be at least 2" in Path(row["log"]).read_text()
+        assert f"- {row['trial']}: train.py exited with status 2 (log: {row['log']})" in runs["first"]["summary"]
+
+
+def test_resume_reruns_only_the_trials_that_did_not_finish_ok(sweep) -> None:
+    out, runs = sweep
+    resumed = runs["resumed"]
+    logs_now = {p.name: p.stat().st_mtime_ns for p in (out / "logs").glob("*.log")}
+    for row in resumed["rows"]:
+        name = Path(row["log"]).name
+        assert (logs_now[name] == resumed["logs_before"][name]) == (row["status"] == "ok"), row["trial"]
+    assert resumed["status"] == 1 and len(resumed["rows"]) == 8
+    assert [r for r in resumed["rows"] if r["status"] == "ok"] == [r for r in runs["first"]["rows"] if r["status"] == "ok"]
+
+
+def test_resume_keeps_the_sweeps_settings(sweep, capsys) -> None:
+    out, _ = sweep
+    argv = sweep_argv(out, str(out.parent / "grid.yaml"))
+    argv[argv.index("--num_steps") + 1] = str(STEPS + 1)
+    err = fails([*argv, "--resume"], capsys)
+    assert "these settings differ from" in err and err.rstrip().endswith(": num_steps")
+    assert "exists: add --resume" in fails(sweep_argv(out, str(out.parent / "grid.yaml")), capsys)
