@@ -105,6 +105,15 @@ def test_preset_fast_sets_its_flags_unless_given() -> None:
     assert (args.n_envs, args.vec_env, args.batch_size, args.learning_rate) == (4, "dummy", 128, 2e-4)
     args = parse_args("float", [])
     assert (args.n_envs, args.vec_env, args.batch_size, args.n_epochs, args.learning_rate, args.net_arch) == (1, "subproc", 64, 10, 3e-4, [256, 256])
+    assert args.pretrain is None
+
+
+def test_preset_fast_online_clones_static_and_learns_slowly_unless_told_otherwise() -> None:
+    args = parse_args("online", ["--preset", "fast"])
+    assert (args.n_envs, args.batch_size, args.learning_rate, args.pretrain) == (8, 512, 1e-4, "static")
+    args = parse_args("online", ["--preset", "fast", "--pretrain", "greedy", "--learning_rate", "0.001"])
+    assert (args.learning_rate, args.pretrain) == (1e-3, "greedy")
+    assert parse_args("direct_reconfig", ["--preset", "fast"]).pretrain is None
 
 
 def test_preset_fast_trains_saves_and_prints_its_hyperparameters() -> None:

@@ -28,6 +28,7 @@ from migsched.training import (
     free_path,
     main,
     model_path,
+    parse_args,
     save_model,
 )
 
@@ -229,6 +230,9 @@ def test_pretrain_is_for_a_new_model_only(runs, capsys) -> None:
     float_model = str(model_path("float", N, M, STEPS, WORKLOAD))
     err = fails("float", ["--N", str(N), "--M", str(M), "--restore", float_model, "--pretrain", "greedy"], capsys)
     assert "--pretrain warms up a new model; it cannot be combined with --restore" in err
+    online_model = str(model_path("online", N, M, STEPS, WORKLOAD))
+    restored = parse_args("online", ["--N", str(N), "--M", str(M), "--restore", online_model, "--preset", "fast"])
+    assert (restored.pretrain, restored.learning_rate) == (None, 1e-4)
 
 
 def test_the_entropy_coefficient_takes_four_values_in_equal_phases() -> None:
