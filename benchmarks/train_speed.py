@@ -11,16 +11,18 @@ The machine's other load shows as a wide min-max spread.
 
 `--reference` adds, for each version, the same defaults' training on a stand-in environment with
 that version's spaces whose step costs nothing (constant observation, every action valid,
-episodes of 30 steps), in this process: the fps no implementation of the environment can beat.
+episodes of 30 steps): the fps no implementation of the environment can beat. Each of its runs starts a fresh interpreter, as each train.py run does.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,15 @@ def reference_fps(version: str, rollouts: int, seed: int) -> float:
     model = MaskablePPO("MlpPolicy", env, gamma=1.0, ent_coef=ENT_COEF, seed=seed, policy_kwargs={"net_arch": net_arch, "optimizer_kwargs": OPTIMIZER_KWARGS})
     start = time.perf_counter()
     model.learn(rollouts * 2048)
+    with tempfile.TemporaryDirectory() as folder:
+        model.save(Path(folder) / "model.zip")  # as train.py's timing ends with its save
     return model.num_timesteps / (time.perf_counter() - start)
+
+
+def in_fresh_process(function: Any, *args: Any) -> Any:
+    """`function(*args)` in a new interpreter, which pays torch's first-call costs as train.py does."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
 
 
 def main() -> None:
@@ -119,7 +129,7 @@ def main() -> None:
             speedup = f"{medians[name] / medians['defaults']:.2f}x" if "defaults" in medians else ""
             print(f"{version:<16} {name:<9} {medians[name]:>7,.0f} {min(rates):>7,.0f} {max(rates):>7,.0f} {speedup:>9}", flush=True)
         if args.reference:
-            rates = [reference_fps(version, args.rollouts, seed) for seed in range(args.runs)]
+            rates = [in_fresh_process(reference_fps, version, args.rollouts, seed) for seed in range(args.runs)]
             print(f"{version:<16} {'free env':<9} {statistics.median(rates):>7,.0f} {min(rates):>7,.0f} {max(rates):>7,.0f}", flush=True)
 
 
