@@ -111,6 +111,7 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     parser.add_argument("--n_epochs", type=int, help="passes over each rollout (default 10, the library's)")
     parser.add_argument("--learning_rate", type=float, help="Adam learning rate (default 0.0003, the library's)")
     parser.add_argument("--net_arch", help="hidden layer widths of the policy and of the value network, e.g. 64,64 (default 256,256)")
+    parser.add_argument("--ent_coef", help="entropy coefficient, or comma-separated coefficients for equal phases of the run (default 0.01; entropy, direct_reconfig, online: 0.01,0.00075,0.0005,0)")
     parser.add_argument("--pretrain", choices=TEACHERS, help="a new model first clones this baseline's actions and values (default: none)")
     parser.add_argument("--pretrain_episodes", type=int, default=1000, help="teacher episodes for --pretrain (default 1000)")
     parser.add_argument("--pretrain_epochs", type=int, default=30, help="passes over the teacher's steps for --pretrain (default 30)")
@@ -137,6 +138,16 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         parser.error(f"--eval_freq must be 0 (off) or positive, got {args.eval_freq}")
     if not args.learning_rate > 0:
         parser.error(f"--learning_rate must be positive, got {args.learning_rate}")
+    if args.ent_coef is None:
+        args.ent_coef = list(ENT_COEF_PHASES.get(version, (ENT_COEF,)))
+    else:
+        message = f"--ent_coef must be one non-negative number or several separated by commas, e.g. 0.01,0.001,0, got {args.ent_coef!r}"
+        try:
+            args.ent_coef = [float(value) for value in args.ent_coef.split(",")]
+        except ValueError:
+            parser.error(message)
+        if not all(value >= 0 for value in args.ent_coef):
+            parser.error(message)
     widths = str(args.net_arch).split(",")
     if not all(width.isdigit() and int(width) > 0 for width in widths):
         parser.error(f"--net_arch must be positive layer widths separated by commas, e.g. 64,64, got {args.net_arch!r}")
@@ -439,7 +450,7 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
         model = MaskablePPO.load(args.restore, env=env, **settings)
     else:
         net_arch = dict(pi=args.net_arch, vf=args.net_arch)
-        model = MaskablePPO("MlpPolicy", env, gamma=1.0, ent_coef=ENT_COEF, policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings)
+        model = MaskablePPO("MlpPolicy", env, gamma=1.0, ent_coef=args.ent_coef[0], policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings)
         if args.pretrain:
             data = demonstrations(version, env_config, args.type_tasks, args.pretrain, args.pretrain_episodes)
             agreement = clone(model, data, args.pretrain_epochs, seed=args.seed)
@@ -452,8 +463,9 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
 
     name = partial(model_path, version, args.N, args.M, type_tasks=args.type_tasks)
     callbacks: list[BaseCallback] = [stop, MakespanRatioLog(), Checkpoints(args.save_freq, args.num_steps, name)]
-    if version in ENT_COEF_PHASES:
-        callbacks.append(EntropySchedule(ENT_COEF_PHASES[version], args.num_steps))
+    model.ent_coef = args.ent_coef[0]
+    if len(args.ent_coef) > 1:
+        callbacks.append(EntropySchedule(args.ent_coef, args.num_steps))
     if args.eval_freq:
         stem = run_stem(version, args.N, args.M, args.num_steps, args.type_tasks)
         best = stem.with_name(stem.name + "_best.zip")

@@ -146,3 +146,21 @@ def test_pretrain_clones_the_teacher_before_ppo_and_saves() -> None:
         assert model.num_timesteps == 2048
     finally:
         (folder / name).unlink(missing_ok=True)
+
+
+def test_ent_coef_sets_a_constant_or_a_phased_entropy_coefficient() -> None:
+    assert parse_args("float", []).ent_coef == [0.01]
+    assert parse_args("online", []).ent_coef == [0.01, 0.00075, 0.0005, 0.0]
+    assert parse_args("online", ["--ent_coef", "0.02"]).ent_coef == [0.02]
+    folder = ROOT / "float" / "trained_models"
+    name = "bs3_N=3_M=5_s=1024_mix_scaling_extreme.zip"
+    try:
+        out = subprocess.run(
+            [sys.executable, "train.py", "--ent_coef", "0.05,0", "--num_steps", "1024", "--N", "3", "--M", "5", "--type_tasks", "mix_scaling_extreme", "--n_envs", "2", "--vec_env", "dummy", "--seed", "2"],
+            cwd=ROOT / "float", capture_output=True, text=True, check=True,
+        ).stdout
+        assert "entropy coefficient 0.05 from timestep 0 of this run" in out
+        assert "entropy coefficient 0.0 from timestep 512 of this run" in out
+        assert load_checked_model(folder / name, "float")[0].ent_coef == 0.0
+    finally:
+        (folder / name).unlink(missing_ok=True)

@@ -182,6 +182,8 @@ INVALID = [
     (["--learning_rate", "-0.1"], "--learning_rate must be positive"),
     (["--net_arch", "64,x"], "--net_arch must be positive layer widths"),
     (["--net_arch", "0"], "--net_arch must be positive layer widths"),
+    (["--ent_coef", "0.01,x"], "--ent_coef must be one non-negative number or several"),
+    (["--ent_coef", "-0.1"], "--ent_coef must be one non-negative number or several"),
     (["--pretrain", "cpsat"], "invalid choice"),
     (["--pretrain", "greedy", "--pretrain_episodes", "0"], "--pretrain_episodes must be a positive integer"),
     (["--type_tasks", "heavy"], "invalid choice"),
