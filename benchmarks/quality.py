@@ -60,7 +60,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
     parser.add_argument("--preset", choices=("fast", "none"), default="fast", help="train.py --preset, or none for the defaults")
     parser.add_argument("--pretrain", choices=BASELINES, help="train.py --pretrain")
-    parser.add_argument("--learning_rate", type=float, help="train.py --learning_rate (default: the preset's)")
+    parser.add_argument("--learning_rate", help="train.py --learning_rate, e.g. 0.001 or lin_0.001 (default: the preset's)")
+    parser.add_argument("--ent_coef", help="train.py --ent_coef, e.g. 0.01,0.001,0 (default: the version's)")
     parser.add_argument("--num_steps", type=int, help="train.py --num_steps (default: the budget at the preset's measured fps)")
     parser.add_argument("--save_freq", type=int, help="checkpoint interval in timesteps (default: a 30th of --num_steps)")
     parser.add_argument("--episodes", type=int, default=20, help="seeded evaluation episodes (default 20)")
@@ -71,7 +72,7 @@ def parse_args() -> argparse.Namespace:
         parser.error("--minutes and --episodes must be positive")
     args.num_steps = args.num_steps or int(args.minutes * 60 * FPS[args.preset][args.version])
     args.save_freq = args.save_freq or max(2048, args.num_steps // 30)
-    label = f"{args.version}_{args.type_tasks}_{args.preset}" + (f"_pretrain_{args.pretrain}" if args.pretrain else "") + (f"_lr{args.learning_rate:g}" if args.learning_rate else "")
+    label = f"{args.version}_{args.type_tasks}_{args.preset}" + (f"_pretrain_{args.pretrain}" if args.pretrain else "") + (f"_lr{args.learning_rate}" if args.learning_rate else "") + (f"_ent{args.ent_coef}" if args.ent_coef else "")
     args.out = args.out or REPO_ROOT / "quality_runs" / label
     return args
 
@@ -82,7 +83,8 @@ def train(args: argparse.Namespace, log_path: Path) -> list[tuple[float, int, Pa
             "--seed", "0", "--save_freq", str(args.save_freq), "--eval_freq", "0"]
     argv += ["--preset", args.preset] if args.preset != "none" else []
     argv += ["--pretrain", args.pretrain] if args.pretrain else []
-    argv += ["--learning_rate", str(args.learning_rate)] if args.learning_rate else []
+    argv += ["--learning_rate", args.learning_rate] if args.learning_rate else []
+    argv += ["--ent_coef", args.ent_coef] if args.ent_coef else []
     began = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO_ROOT / args.version, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     timer = threading.Timer(args.minutes * 60, proc.send_signal, (signal.SIGTERM,))
@@ -134,7 +136,7 @@ def plot(args: argparse.Namespace, points: list[tuple[float, int, float, float |
         ax.axhline(1.05, color="grey", linestyle=":", label="1.05 x cpsat")
     ax.set_xlabel("wall-clock minutes of training")
     ax.set_ylabel("mean makespan / " + ("cpsat makespan" if offline else "lower bound"))
-    pretrain = (f", pretrain {args.pretrain}" if args.pretrain else "") + (f", learning rate {args.learning_rate:g}" if args.learning_rate else "")
+    pretrain = (f", pretrain {args.pretrain}" if args.pretrain else "") + (f", learning rate {args.learning_rate}" if args.learning_rate else "") + (f", ent_coef {args.ent_coef}" if args.ent_coef else "")
     ax.set_title(f"{args.version}, {args.type_tasks}, preset {args.preset}{pretrain}: {args.episodes} seeded episodes")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

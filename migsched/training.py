@@ -20,6 +20,7 @@ import tempfile
 import zipfile
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     parser.add_argument("--vec_env", choices=("subproc", "dummy"), help="with --n_envs > 1: one subprocess per environment (default), or all in this process (faster on few cores)")
     parser.add_argument("--batch_size", type=int, help="PPO minibatch size (default 64, the library's)")
     parser.add_argument("--n_epochs", type=int, help="passes over each rollout (default 10, the library's)")
-    parser.add_argument("--learning_rate", type=float, help="Adam learning rate (default 0.0003, the library's)")
+    parser.add_argument("--learning_rate", help="Adam learning rate, or lin_<rate> to fall linearly from <rate> to 0 over this run's --num_steps (default 0.0003, the library's)")
     parser.add_argument("--net_arch", help="hidden layer widths of the policy and of the value network, e.g. 64,64 (default 256,256)")
     parser.add_argument("--ent_coef", help="entropy coefficient, or comma-separated coefficients for equal phases of the run (default 0.01; entropy, direct_reconfig, online: 0.01,0.00075,0.0005,0)")
     parser.add_argument("--pretrain", choices=TEACHERS, help="a new model first clones this baseline's actions and values (default: none)")
@@ -136,8 +137,14 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         args.eval_freq = args.num_steps // 100 if args.num_steps >= 100_000 else 0
     elif args.eval_freq < 0:
         parser.error(f"--eval_freq must be 0 (off) or positive, got {args.eval_freq}")
+    text = str(args.learning_rate)
+    args.lr_decay = text.startswith("lin_")
+    try:
+        args.learning_rate = float(text.removeprefix("lin_"))
+    except ValueError:
+        parser.error(f"--learning_rate must be a number or lin_<number>, e.g. lin_0.001, got {text!r}")
     if not args.learning_rate > 0:
-        parser.error(f"--learning_rate must be positive, got {args.learning_rate}")
+        parser.error(f"--learning_rate must be positive, got {text}")
     if args.ent_coef is None:
         args.ent_coef = list(ENT_COEF_PHASES.get(version, (ENT_COEF,)))
     else:
@@ -316,6 +323,21 @@ class RunCallback(BaseCallback):
         return True
 
 
+@dataclass(frozen=True)
+class LinearToZero:
+    """A learning-rate schedule (SB3's `lr_schedule`): `initial` falling linearly to 0 over the
+    `num_steps` of this run, which began at timestep `start` (a restored model starts above 0)."""
+
+    initial: float
+    start: int
+    num_steps: int
+
+    def __call__(self, progress_remaining: float) -> float:
+        # SB3's progress runs over the model's whole count: start + num_steps timesteps.
+        done = (1 - progress_remaining) * (self.start + self.num_steps) - self.start
+        return self.initial * max(0.0, 1 - done / self.num_steps)
+
+
 def entropy_coefficient(phases: Sequence[float], steps_done: int, num_steps: int) -> float:
     """The coefficient of the equal phase of a `num_steps` run that `steps_done` falls in."""
     return phases[min(len(phases) - 1, steps_done * len(phases) // num_steps)]
@@ -472,9 +494,11 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
         evaluation = PeriodicEvaluation(version, env_config, args.type_tasks, args.eval_freq, args.eval_episodes, stem.with_name(stem.name + "_eval.csv"), partial(save_model, path=best, replace=True))
         callbacks.append(EvalCallback(evaluation))
     start = model.num_timesteps
+    if args.lr_decay:
+        model.lr_schedule = LinearToZero(args.learning_rate, start, args.num_steps)
     print(
         f"hyperparameters: n_envs={args.n_envs} ({args.vec_env if args.n_envs > 1 else 'in process'}), n_steps={model.n_steps}, "
-        f"batch_size={model.batch_size}, n_epochs={model.n_epochs}, learning_rate={model.learning_rate}, gamma={model.gamma}, "
+        f"batch_size={model.batch_size}, n_epochs={model.n_epochs}, learning_rate={'lin_' if args.lr_decay else ''}{model.learning_rate}, gamma={model.gamma}, "
         f"gae_lambda={model.gae_lambda}, clip_range={model.clip_range(1)}, ent_coef={model.ent_coef}, net_arch={model.policy_kwargs.get('net_arch')}, "
         f"torch threads={torch.get_num_threads()}",
         flush=True,

@@ -24,6 +24,7 @@ from migsched import VERSIONS
 from migsched.training import (
     ENT_COEF_PHASES,
     EntropySchedule,
+    LinearToZero,
     entropy_coefficient,
     free_path,
     main,
@@ -180,6 +181,8 @@ INVALID = [
     (["--batch_size", "1"], "--batch_size must be at least 2"),
     (["--n_epochs", "0"], "--n_epochs must be a positive integer"),
     (["--learning_rate", "-0.1"], "--learning_rate must be positive"),
+    (["--learning_rate", "lin_-0.1"], "--learning_rate must be positive"),
+    (["--learning_rate", "lin_fast"], "--learning_rate must be a number or lin_<number>"),
     (["--net_arch", "64,x"], "--net_arch must be positive layer widths"),
     (["--net_arch", "0"], "--net_arch must be positive layer widths"),
     (["--ent_coef", "0.01,x"], "--ent_coef must be one non-negative number or several"),
@@ -255,6 +258,29 @@ def test_the_entropy_coefficient_takes_four_values_in_equal_phases() -> None:
         model.num_timesteps += 1
         schedule.on_step()
     assert seen == {0.01: 0, 0.00075: 250, 0.0005: 500, 0.0: 750}
+
+
+def test_a_linear_learning_rate_falls_to_zero_over_this_run_even_after_a_restore() -> None:
+    assert (parse_args("float", ["--learning_rate", "lin_0.002"]).learning_rate, parse_args("float", ["--learning_rate", "lin_0.002"]).lr_decay) == (2e-3, True)
+    assert parse_args("float", ["--learning_rate", "0.002"]).lr_decay is False
+    # SB3's progress counts over the restored count as well: 3000 before this run, 1000 in it.
+    schedule = LinearToZero(1e-3, start=3000, num_steps=1000)
+    assert [schedule(1 - t / 4000) for t in (3000, 3250, 3500, 4000)] == pytest.approx([1e-3, 7.5e-4, 5e-4, 0.0])
+
+
+def test_a_linear_learning_rate_reaches_the_optimizer(capsys) -> None:
+    steps = 3 * ROLLOUT
+    assert main("float", flags("float", steps, "--learning_rate", "lin_0.001")) == 0
+    out = capsys.readouterr().out
+    assert "learning_rate=lin_0.001" in out
+    # The first two updates, after 2048 and 4096 steps, used 2/3 and 1/3 of the rate; the last, 0.
+    logged = [float(v) for v in re.findall(r"\|\s+learning_rate\s+\|\s+([\d.e-]+)", out)]
+    assert logged == pytest.approx([1e-3 * 2 / 3, 1e-3 / 3], rel=1e-2)
+    path = model_path("float", N, M, steps, WORKLOAD)
+    try:
+        assert load(path).policy.optimizer.param_groups[0]["lr"] == 0.0
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def test_entropy_versions_print_each_change(runs) -> None:
