@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -108,10 +109,10 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
         names, times = parse_task_file(args.tasks)
         if args.model:
             model, env_config = load_model(args.model, version)
-            make_policy: Callable[[], Policy] = lambda: AgentPolicy(model)
+            make_policy: Callable[[], Policy] = partial(AgentPolicy, model)
         else:
             env_config = {"N": args.N, "M": args.M}
-            make_policy = lambda: make_baseline(args.baseline)
+            make_policy = partial(make_baseline, args.baseline)
     except (OSError, ValueError) as exc:
         print(f"schedule.py: error: {exc}", file=sys.stderr)
         return 2

@@ -206,13 +206,24 @@ def model_path(version: str, n_slots: int, levels: int, steps: int, type_tasks: 
     return REPO_ROOT / version / "trained_models" / f"bs3_N={n_slots}_M={levels}_s={steps}_{type_tasks}.zip"
 
 
-def free_path(path: Path) -> Path:
-    """`path` if no file has it, else the first free `<stem>-2.zip`, `<stem>-3.zip`, ..."""
-    candidate, k = path, 1
-    while candidate.exists():
-        k += 1
-        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
-    return candidate
+def numbered(path: Path, k: int) -> Path:
+    """`path` itself for k = 1, else `<stem>-<k>.zip` beside it."""
+    return path if k == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
+
+
+def link_free(tmp: str, path: Path) -> Path:
+    """Give the finished file `tmp` the first free name of `path`, `<stem>-2.zip`, `<stem>-3.zip`, ...
+    A hard link fails on a name already taken, so two runs saving the same name at once (two
+    trainings in one folder) each keep their own file."""
+    k = 1
+    while True:
+        try:
+            os.link(tmp, numbered(path, k))
+        except FileExistsError:
+            k += 1
+            continue
+        os.unlink(tmp)
+        return numbered(path, k)
 
 
 def save_model(model: MaskablePPO, path: Path, replace: bool = False) -> Path:
@@ -220,7 +231,7 @@ def save_model(model: MaskablePPO, path: Path, replace: bool = False) -> Path:
     file this run owns), and return that name.
 
     The zip is written to a hidden temporary file in the same directory, flushed to disk and then
-    renamed, so a kill during the save leaves no broken zip and never touches an existing model.
+    given its name, so a kill during the save leaves no broken zip and never touches an existing model.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".zip")
@@ -229,12 +240,13 @@ def save_model(model: MaskablePPO, path: Path, replace: bool = False) -> Path:
         model.save(tmp)
         with open(tmp, "r+b") as written:
             os.fsync(written.fileno())
-        target = path if replace else free_path(path)
-        os.replace(tmp, target)
+        if replace:
+            os.replace(tmp, path)
+            return path
+        return link_free(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
 
 
 def read_model_data(path: str | Path) -> dict[str, Any]:
