@@ -137,7 +137,7 @@ def plot(args: argparse.Namespace, points: list[tuple[float, int, float, float |
     ax.set_xlabel("wall-clock minutes of training")
     ax.set_ylabel("mean makespan / " + ("cpsat makespan" if offline else "lower bound"))
     pretrain = (f", pretrain {args.pretrain}" if args.pretrain else "") + (f", learning rate {args.learning_rate}" if args.learning_rate else "") + (f", ent_coef {args.ent_coef}" if args.ent_coef else "")
-    ax.set_title(f"{args.version}, {args.type_tasks}, preset {args.preset}{pretrain}: {args.episodes} seeded episodes")
+    ax.set_title(f"{args.version}, {args.type_tasks}: {args.episodes} seeded episodes\npreset {args.preset}{pretrain}", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
