@@ -100,9 +100,11 @@ def test_default_evaluation_frequency_is_one_percent_of_long_runs() -> None:
 
 def test_preset_fast_sets_its_flags_unless_given() -> None:
     args = parse_args("float", ["--preset", "fast"])
-    assert (args.n_envs, args.vec_env, args.batch_size, args.learning_rate) == (8, "dummy", 512, 1e-3)
-    args = parse_args("float", ["--preset", "fast", "--batch_size", "128", "--n_envs", "4", "--learning_rate", "0.0002"])
-    assert (args.n_envs, args.vec_env, args.batch_size, args.learning_rate) == (4, "dummy", 128, 2e-4)
+    assert (args.n_envs, args.vec_env, args.batch_size, args.learning_rate, args.lr_decay, args.ent_coef) == (8, "dummy", 512, 1e-3, True, [0.01, 0.001, 0.0])
+    args = parse_args("float", ["--preset", "fast", "--batch_size", "128", "--n_envs", "4", "--learning_rate", "0.0002", "--ent_coef", "0.02"])
+    assert (args.n_envs, args.vec_env, args.batch_size, args.learning_rate, args.lr_decay, args.ent_coef) == (4, "dummy", 128, 2e-4, False, [0.02])
+    # A version with an entropy schedule of its own keeps it.
+    assert parse_args("direct_reconfig", ["--preset", "fast"]).ent_coef == [0.01, 0.00075, 0.0005, 0.0]
     args = parse_args("float", [])
     assert (args.n_envs, args.vec_env, args.batch_size, args.n_epochs, args.learning_rate, args.net_arch) == (1, "subproc", 64, 10, 3e-4, [256, 256])
     assert args.pretrain is None
@@ -110,7 +112,7 @@ def test_preset_fast_sets_its_flags_unless_given() -> None:
 
 def test_preset_fast_online_clones_static_and_learns_slowly_unless_told_otherwise() -> None:
     args = parse_args("online", ["--preset", "fast"])
-    assert (args.n_envs, args.batch_size, args.learning_rate, args.pretrain) == (8, 512, 1e-4, "static")
+    assert (args.n_envs, args.batch_size, args.learning_rate, args.lr_decay, args.pretrain) == (8, 512, 1e-4, False, "static")
     args = parse_args("online", ["--preset", "fast", "--pretrain", "greedy", "--learning_rate", "0.001"])
     assert (args.learning_rate, args.pretrain) == (1e-3, "greedy")
     assert parse_args("direct_reconfig", ["--preset", "fast"]).pretrain is None
@@ -124,7 +126,7 @@ def test_preset_fast_trains_saves_and_prints_its_hyperparameters() -> None:
             [sys.executable, "train.py", "--preset", "fast", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "bad_scaling", "--seed", "3"],
             cwd=ROOT / "direct_reconfig", capture_output=True, text=True, check=True,
         ).stdout
-        assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=0.001" in out
+        assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=lin_0.001" in out
         model, config = load_checked_model(folder / name, "direct_reconfig")
         assert config == {"N": 3, "M": 7} and model.num_timesteps == 2048
     finally:
