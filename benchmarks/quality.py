@@ -45,7 +45,7 @@ from migsched.workloads import WORKLOAD_NAMES
 CONFIG = {"N": 14, "M": 14}
 BASELINES = ("static", "greedy", "far")
 #: Training fps measured on the 2-core machine (README, Speed), used to size `--num_steps` so the
-#: entropy schedule's four phases span the budget.
+#: decaying learning rate and entropy coefficient span the budget.
 FPS = {
     "fast": {"one_hot": 1_800, "float": 4_400, "entropy": 4_100, "direct_reconfig": 4_200, "online": 3_400},
     "none": {"one_hot": 400, "float": 1_200, "entropy": 1_200, "direct_reconfig": 970, "online": 1_080},
