@@ -112,7 +112,11 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, default="good_scaling", help="workload (default good_scaling)")
     parser.add_argument("--restore", help="model zip to continue training from, relative to the current directory")
     parser.add_argument("--seed", type=int, help="seed of a reproducible run")
-    parser.add_argument("--preset", choices=tuple(PRESETS), help="fast: --n_envs 8 --vec_env dummy --batch_size 512 --learning_rate lin_0.001 (one_hot, float: --ent_coef 0.01,0.001,0; online: --learning_rate 0.0001 --pretrain static); explicit flags override it")
+    parser.add_argument(
+        "--preset", choices=tuple(PRESETS),
+        help="fast: --n_envs 8 --vec_env dummy --batch_size 512 --learning_rate lin_0.001 (one_hot, float: --ent_coef 0.01,0.001,0; "
+        "online: --learning_rate 0.0001 --pretrain static); explicit flags override it",
+    )
     parser.add_argument("--n_envs", type=int, help=f"parallel environments; each runs {ROLLOUT_TRANSITIONS} // n_envs steps per rollout (default 1)")
     parser.add_argument("--vec_env", choices=("subproc", "dummy"), help="with --n_envs > 1: one subprocess per environment (default), or all in this process (faster on few cores)")
     parser.add_argument("--batch_size", type=int, help="PPO minibatch size (default 64, the library's)")
@@ -221,7 +225,8 @@ def numbered(path: Path, k: int) -> Path:
 def link_free(tmp: str, path: Path) -> Path:
     """Give the finished file `tmp` the first free name of `path`, `<stem>-2.zip`, `<stem>-3.zip`, ...
     A hard link fails on a name already taken, so two runs saving the same name at once (two
-    trainings in one folder) each keep their own file."""
+    trainings in one folder) each keep their own file. A filesystem without hard links gets the
+    first name that does not exist yet."""
     k = 1
     while True:
         try:
@@ -229,6 +234,11 @@ def link_free(tmp: str, path: Path) -> Path:
         except FileExistsError:
             k += 1
             continue
+        except OSError:
+            while numbered(path, k).exists():
+                k += 1
+            os.replace(tmp, numbered(path, k))
+            return numbered(path, k)
         os.unlink(tmp)
         return numbered(path, k)
 

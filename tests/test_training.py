@@ -317,6 +317,17 @@ def test_a_save_never_overwrites_a_name_taken_after_it_looked(tmp_path: Path, mo
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def test_a_save_on_a_filesystem_without_hard_links_still_takes_a_free_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(source: str, target: Path) -> None:
+        raise PermissionError("hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "bs3_N=4_M=5_s=10_wide_times.zip"
+    assert [save_model(FakeModel(data), target).name for data in (b"one", b"two")] == [target.name, "bs3_N=4_M=5_s=10_wide_times-2.zip"]
+    assert (target.read_bytes(), target.with_name("bs3_N=4_M=5_s=10_wide_times-2.zip").read_bytes()) == (b"one", b"two")
+    assert len(list(tmp_path.iterdir())) == 2
+
+
 def test_saves_take_the_next_free_name_and_are_atomic(tmp_path: Path) -> None:
     target = tmp_path / "models" / "bs3_N=4_M=5_s=10_wide_times.zip"
     assert save_model(FakeModel(b"first"), target) == target
