@@ -308,23 +308,26 @@ class FakeModel:
             raise KeyboardInterrupt
 
 
-def test_a_save_never_overwrites_a_name_taken_after_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Another run saving the same name at the same moment: every existence check says "free".
-    monkeypatch.setattr(Path, "exists", lambda self: False)
+def no_hard_links(source: str, target: Path) -> None:
+    raise PermissionError("hard links not supported")
+
+
+@pytest.mark.parametrize(
+    ("patched", "name", "value"),
+    [
+        # Another run saving the same name at the same moment: every existence check says "free".
+        (Path, "exists", lambda self: False),
+        # A filesystem without hard links.
+        (os, "link", no_hard_links),
+    ],
+    ids=["a-name-taken-after-it-looked", "no-hard-links"],
+)
+def test_two_saves_of_one_name_keep_both_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patched: object, name: str, value: object) -> None:
+    monkeypatch.setattr(patched, name, value)
     target = tmp_path / "bs3_N=4_M=5_s=10_wide_times.zip"
-    assert [save_model(FakeModel(data), target).name for data in (b"one", b"two")] == [target.name, "bs3_N=4_M=5_s=10_wide_times-2.zip"]
-    assert (target.read_bytes(), target.with_name("bs3_N=4_M=5_s=10_wide_times-2.zip").read_bytes()) == (b"one", b"two")
-    assert len(list(tmp_path.iterdir())) == 2
-
-
-def test_a_save_on_a_filesystem_without_hard_links_still_takes_a_free_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_links(source: str, target: Path) -> None:
-        raise PermissionError("hard links not supported")
-
-    monkeypatch.setattr(os, "link", no_links)
-    target = tmp_path / "bs3_N=4_M=5_s=10_wide_times.zip"
-    assert [save_model(FakeModel(data), target).name for data in (b"one", b"two")] == [target.name, "bs3_N=4_M=5_s=10_wide_times-2.zip"]
-    assert (target.read_bytes(), target.with_name("bs3_N=4_M=5_s=10_wide_times-2.zip").read_bytes()) == (b"one", b"two")
+    second = target.with_name("bs3_N=4_M=5_s=10_wide_times-2.zip")
+    assert [save_model(FakeModel(data), target) for data in (b"one", b"two")] == [target, second]
+    assert (target.read_bytes(), second.read_bytes()) == (b"one", b"two")
     assert len(list(tmp_path.iterdir())) == 2
 
 
