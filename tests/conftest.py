@@ -60,6 +60,25 @@ def version(request) -> str:
     return request.param
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--only_version`: what `pytest` in a version folder passes (its pytest.ini)."""
+    parser.addoption("--only_version", choices=VERSIONS, help="skip the tests parametrized with another version")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With `--only_version`, deselect the test cases of the other versions."""
+    only = config.getoption("--only_version")
+    if only is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        other = params is not None and params.params.get("version", only) != only
+        (drop if other else keep).append(item)
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
 def small_env(version: str, n: int = 4, m: int = 5, type_tasks: str = "mix_scaling_soft", **config: Any):
     """A version's environment with a small N and M (online: a short queue)."""
     env_config = {"N": n, "M": m, **config}
