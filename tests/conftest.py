@@ -62,7 +62,7 @@ def version(request) -> str:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """`--only_version`: what `pytest` in a version folder passes (its pytest.ini)."""
-    parser.addoption("--only_version", choices=VERSIONS, help="skip the tests parametrized with another version")
+    parser.addoption("--only_version", choices=VERSIONS, help="deselect the test cases parametrized with another version")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
