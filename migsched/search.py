@@ -1,0 +1,222 @@
+"""Search with a trained agent: the best of many rollouts of its policy from one start state.
+
+`search(model, env, samples=K, time_limit=seconds)` plays the agent's deterministic episode,
+then stochastic rollouts of its policy in batches of lanes stepped together (one batched
+forward pass of the policy network per step), and keeps the schedule with the smallest real
+makespan. It is anytime: with a time limit it keeps sampling until the limit and returns the
+best so far. Offline versions only: online, a rollout over the whole queue would see tasks
+before they arrive.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from migsched.env import MigSchedEnv
+from migsched.evaluation import AgentPolicy
+from migsched.policies.base import MAX_EPISODE_STEPS, EpisodeResult
+
+DEFAULT_BATCH = 64
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search found.
+
+    `best` is the schedule with the smallest real makespan among the deterministic rollout and
+    the stochastic ones (the deterministic one on ties); `deterministic` is the agent's own
+    episode. `makespans` holds the real makespan of every stochastic rollout that finished, in
+    rollout order; `dropped` counts those stopped at the step cap (a cycling policy), which
+    produced no schedule. `rollouts` = len(makespans) + dropped. `seconds` is the search's
+    wall-clock time, the deterministic rollout and the final replay into `env` included.
+    """
+
+    best: EpisodeResult
+    deterministic: EpisodeResult
+    makespans: tuple[float, ...]
+    dropped: int
+    batches: int
+    seconds: float
+    actions: tuple[int, ...]
+
+    @property
+    def rollouts(self) -> int:
+        """Stochastic rollouts played to their end or to the step cap."""
+        return len(self.makespans) + self.dropped
+
+
+def search(
+    model: Any,
+    env: MigSchedEnv,
+    *,
+    samples: int | None = None,
+    time_limit: float | None = None,
+    seed: int = 0,
+    reset_seed: int | None = None,
+    options: dict[str, Any] | None = None,
+    batch: int = DEFAULT_BATCH,
+    temperature: float = 1.0,
+) -> SearchResult:
+    """The best schedule of the agent's deterministic rollout and its stochastic rollouts.
+
+    The episode is `env.reset(seed=reset_seed, options=options)`. The deterministic rollout is
+    `evaluation.AgentPolicy`'s episode (argmax of the masked policy; after 20 steps per task +
+    100 it samples, torch seeded with `reset_seed`, as evaluation does). Then stochastic rollouts
+    from the same start state, `batch` lanes at a time: per step one forward pass of the policy
+    network over the unfinished lanes, each lane's action drawn from softmax(masked logits /
+    `temperature`) by a numpy generator seeded from (`seed`, batch number). A lane still running
+    after 20 steps per task + 100 is dropped.
+
+    `samples=K` stops after exactly K stochastic rollouts (the last batch smaller);
+    `time_limit` (seconds) stops when the limit is reached, cutting the running batch short and
+    discarding its unfinished lanes; with both, whichever comes first. The deterministic rollout
+    always completes first, so a limit shorter than it is exceeded by it. The same arguments
+    give the same rollouts in the same order, hence with `samples` the same schedule; with a
+    time limit, how many rollouts fit depends on the machine.
+
+    The result is never worse than the deterministic rollout. Afterwards `env` holds the best
+    episode played to its end (as after `run_episode`): `env.schedule()`, `env.decision_log`
+    and `env.state.partition` describe the best schedule.
+    """
+    began = time.perf_counter()
+    if env.online:
+        raise ValueError("search is for the offline versions: online, a rollout over the whole queue would see tasks before they arrive")
+    if samples is None and time_limit is None:
+        raise ValueError("give samples, time_limit or both")
+    if samples is not None and samples < 0:
+        raise ValueError(f"samples must be >= 0, got {samples}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be > 0 seconds, got {time_limit}")
+    if batch < 1 or not temperature > 0:
+        raise ValueError(f"batch must be >= 1 and temperature > 0, got {batch} and {temperature}")
+    deadline = began + time_limit if time_limit is not None else math.inf
+
+    env.reset(seed=reset_seed, options=options)
+    start = pickle.dumps(env)  # the start state: every rollout unpickles its own copy (faster than deepcopy)
+    cap = 20 * len(env.state.tasks) + 100
+    net = _PolicyNet(model)
+
+    det_began = time.perf_counter()
+    det_actions, det_result = _deterministic_rollout(pickle.loads(start), model, net, reset_seed, cap)
+    rollout_seconds = time.perf_counter() - det_began  # estimated cost of one rollout, refined by each batch
+    best_makespan, best_actions = det_result.makespan, det_actions
+    makespans: list[float] = []
+    dropped = batches = 0
+    total = samples if samples is not None else math.inf
+    while len(makespans) + dropped < total and time.perf_counter() < deadline:
+        size = int(min(batch, total - len(makespans) - dropped))
+        if time_limit is not None:  # near the limit, a smaller batch that can still finish
+            size = max(1, min(size, int((deadline - time.perf_counter()) / rollout_seconds)))
+        batch_began = time.perf_counter()
+        outcome = _run_batch(start, net, np.random.default_rng([seed, batches]), size, cap, temperature, deadline)
+        rollout_seconds = (time.perf_counter() - batch_began) / size
+        batches += 1
+        for finished_makespan, actions in outcome.finished:
+            makespans.append(finished_makespan)
+            if finished_makespan < best_makespan:
+                best_makespan, best_actions = finished_makespan, actions
+        dropped += outcome.dropped
+        if outcome.interrupted:
+            break
+
+    best = _replay_into(env, best_actions)
+    if best.makespan != best_makespan:
+        raise RuntimeError(f"replaying the best rollout gave makespan {best.makespan}, not {best_makespan}")
+    return SearchResult(best, det_result, tuple(makespans), dropped, batches, time.perf_counter() - began, tuple(best_actions))
+
+
+class _PolicyNet:
+    """The policy network's action logits for a stack of observations, masked actions at -inf."""
+
+    def __init__(self, model: Any) -> None:
+        import torch
+
+        self.torch = torch
+        self.policy = model.policy
+        self.policy.set_training_mode(False)
+
+    def logits(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        policy = self.policy
+        with self.torch.no_grad():
+            tensor, _ = policy.obs_to_tensor(obs)
+            features = policy.extract_features(tensor, policy.pi_features_extractor)
+            logits = policy.action_net(policy.mlp_extractor.forward_actor(features)).cpu().numpy().astype(np.float64)
+        logits[~masks] = -np.inf
+        return logits
+
+
+@dataclass
+class _BatchOutcome:
+    """The rollouts of one batch that finished (makespan, actions, in lane order), those dropped at
+    the step cap, and whether the deadline cut the batch short (its unfinished lanes discarded)."""
+
+    finished: list[tuple[float, list[int]]]
+    dropped: int
+    interrupted: bool
+
+
+def _run_batch(start: bytes, net: _PolicyNet, rng: np.random.Generator, size: int, cap: int, temperature: float, deadline: float) -> _BatchOutcome:
+    """Play `size` stochastic rollouts from the pickled start state, stepped together."""
+    lanes = [pickle.loads(start) for _ in range(size)]
+    obs = np.stack([lane.encoder.encode(lane.state) for lane in lanes])
+    masks = np.stack([lane.state.action_masks() for lane in lanes])
+    played: list[list[int]] = [[] for _ in range(size)]
+    makespans: dict[int, float] = {}
+    active = list(range(size))
+    step_seconds = 0.0  # the last step's duration: a step that would end past the deadline is not begun
+    for _ in range(cap):
+        step_began = time.perf_counter()
+        if step_began + step_seconds >= deadline:
+            return _BatchOutcome([(makespans[k], played[k]) for k in sorted(makespans)], 0, True)
+        logits = net.logits(obs[active], masks[active])
+        chosen = np.argmax(logits / temperature + rng.gumbel(size=logits.shape), axis=1)
+        still = []
+        for lane_index, action in zip(active, chosen.tolist()):
+            lane = lanes[lane_index]
+            lane_obs, _, terminated, _, info = lane.step(action)
+            played[lane_index].append(action)
+            if terminated:
+                makespans[lane_index] = info["makespan"]
+            else:
+                obs[lane_index] = lane_obs
+                masks[lane_index] = lane.state.action_masks()
+                still.append(lane_index)
+        active = still
+        step_seconds = time.perf_counter() - step_began
+        if not active:
+            break
+    return _BatchOutcome([(makespans[k], played[k]) for k in sorted(makespans)], len(active), False)
+
+
+def _deterministic_rollout(lane: MigSchedEnv, model: Any, net: _PolicyNet, reset_seed: int | None, cap: int) -> tuple[list[int], EpisodeResult]:
+    """`AgentPolicy`'s episode from `lane`'s start state: argmax for `cap` steps, then AgentPolicy's seeded sampling."""
+    policy = AgentPolicy(model)
+    policy.reset(lane, reset_seed)
+    obs = lane.encoder.encode(lane.state)
+    actions: list[int] = []
+    for step in range(MAX_EPISODE_STEPS):
+        if step < cap:
+            action = int(np.argmax(net.logits(obs[None], lane.action_masks()[None])[0]))
+        else:
+            policy.steps = max(policy.steps, cap)  # the steps played above count as AgentPolicy's deterministic ones
+            action = policy.act(lane)
+        obs, _, terminated, _, info = lane.step(action)
+        actions.append(action)
+        if terminated:
+            return actions, EpisodeResult(info["makespan"], info["lower_bound"], info["makespan_levels"], tuple(lane.decision_log), lane.schedule())
+    raise RuntimeError(f"the agent did not finish an episode within {MAX_EPISODE_STEPS} steps")
+
+
+def _replay_into(env: MigSchedEnv, actions: list[int]) -> EpisodeResult:
+    """Play `actions` in `env`, which is at the episode's start, to the end; the episode's result."""
+    for action in actions:
+        _, _, terminated, _, info = env.step(action)
+    if not terminated:
+        raise RuntimeError("the replayed actions did not finish the episode")
+    return EpisodeResult(info["makespan"], info["lower_bound"], info["makespan_levels"], tuple(env.decision_log), env.schedule())
