@@ -10,6 +10,7 @@ before they arrive.
 
 from __future__ import annotations
 
+import gc
 import math
 import pickle
 import time
@@ -76,9 +77,13 @@ def search(
     `samples=K` stops after exactly K stochastic rollouts (the last batch smaller);
     `time_limit` (seconds) stops when the limit is reached, cutting the running batch short and
     discarding its unfinished lanes; with both, whichever comes first. The deterministic rollout
-    always completes first, so a limit shorter than it is exceeded by it. The same arguments
-    give the same rollouts in the same order, hence with `samples` the same schedule; with a
-    time limit, how many rollouts fit depends on the machine.
+    always completes first, so a limit shorter than it is exceeded by it. Near the limit a batch
+    shrinks to the rollouts that can still finish. With `samples` alone, the same arguments give
+    the same rollouts in the same order, hence the same schedule; with a time limit, how many
+    rollouts fit, and so the batches, depend on the machine's speed.
+
+    Garbage collection is paused during the search: a full collection in a large process takes
+    tenths of a second, which would overrun short limits.
 
     The result is never worse than the deterministic rollout. Afterwards `env` holds the best
     episode played to its end (as after `run_episode`): `env.schedule()`, `env.decision_log`
@@ -96,7 +101,29 @@ def search(
     if batch < 1 or not temperature > 0:
         raise ValueError(f"batch must be >= 1 and temperature > 0, got {batch} and {temperature}")
     deadline = began + time_limit if time_limit is not None else math.inf
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _search(model, env, samples, time_limit, seed, reset_seed, options, batch, temperature, began, deadline)
+    finally:
+        if collecting:
+            gc.enable()
 
+
+def _search(
+    model: Any,
+    env: MigSchedEnv,
+    samples: int | None,
+    time_limit: float | None,
+    seed: int,
+    reset_seed: int | None,
+    options: dict[str, Any] | None,
+    batch: int,
+    temperature: float,
+    began: float,
+    deadline: float,
+) -> SearchResult:
+    """`search` after its arguments are checked, with garbage collection paused."""
     env.reset(seed=reset_seed, options=options)
     start = pickle.dumps(env)  # the start state: every rollout unpickles its own copy (faster than deepcopy)
     cap = 20 * len(env.state.tasks) + 100

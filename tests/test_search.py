@@ -1,0 +1,91 @@
+"""The agent's search: never worse than the deterministic rollout, reproducible, anytime, offline only."""
+
+from __future__ import annotations
+
+import pytest
+from sb3_contrib import MaskablePPO
+
+from migsched.evaluation import AgentPolicy
+from migsched.policies.base import run_episode
+from migsched.search import search
+from conftest import small_env
+
+OFFLINE = ("float", "direct_reconfig", "one_hot")
+
+
+def small_model(env) -> MaskablePPO:
+    """An untrained agent: its policy is close to uniform over the valid actions, so rollouts differ."""
+    return MaskablePPO("MlpPolicy", env, seed=0, policy_kwargs=dict(net_arch=dict(pi=[32, 32], vf=[32, 32])))
+
+
+@pytest.fixture(scope="module", params=OFFLINE)
+def agent(request):
+    env = small_env(request.param)
+    return small_model(env), env
+
+
+def test_best_is_the_minimum_and_never_worse_than_deterministic(agent) -> None:
+    model, env = agent
+    for reset_seed in (3, 4):
+        result = search(model, env, samples=40, batch=16, seed=1, reset_seed=reset_seed)
+        assert result.rollouts == 40 and result.batches == 3
+        assert len(result.makespans) + result.dropped == 40
+        assert result.best.makespan <= result.deterministic.makespan
+        assert result.best.makespan == min(result.deterministic.makespan, *result.makespans)
+        expected = run_episode(env, AgentPolicy(model), seed=reset_seed)
+        assert result.deterministic.log == expected.log and result.deterministic.makespan == expected.makespan
+
+
+def test_env_afterwards_holds_the_best_schedule(agent) -> None:
+    model, env = agent
+    result = search(model, env, samples=30, seed=2, reset_seed=5)
+    assert env.state.done
+    assert env.schedule().makespan == result.best.makespan
+    assert tuple(env.decision_log) == result.best.log
+    assert result.best.schedule.makespan == result.best.makespan
+    assert result.best.makespan >= result.best.lower_bound - 1e-9
+
+
+def test_same_seed_same_schedule_other_seed_other_rollouts(agent) -> None:
+    model, env = agent
+    first = search(model, env, samples=24, batch=8, seed=7, reset_seed=11)
+    again = search(model, env, samples=24, batch=8, seed=7, reset_seed=11)
+    other = search(model, env, samples=24, batch=8, seed=8, reset_seed=11)
+    assert first.makespans == again.makespans
+    assert first.best.log == again.best.log and first.actions == again.actions
+    assert first.makespans != other.makespans
+
+
+def test_pinned_episode_without_a_seed() -> None:
+    env = small_env("float")
+    model = small_model(env)
+    options = {"tasks": [[8.0, 5.0, 4.0, 3.5, 2.0], [6.0, 3.2, 2.5, 2.0, 1.5], [3.0, 2.0, 1.8, 1.7, 1.6], [9.0, 4.0, 3.0, 2.5, 2.2]], "partition": 4, "busy": [1, 0, 2, 0]}
+    first = search(model, env, samples=20, options=options)
+    second = search(model, env, samples=20, options=options)
+    assert first.makespans == second.makespans and first.best.log == second.best.log
+
+
+def test_time_limit_is_honoured_and_keeps_sampling(agent) -> None:
+    model, env = agent
+    limit = 0.5
+    result = search(model, env, time_limit=limit, seed=3, reset_seed=6)
+    assert 0.9 * limit <= result.seconds <= 1.1 * limit, result
+    assert result.batches > 1 and result.rollouts > 0
+    assert env.schedule().makespan == result.best.makespan
+
+
+def test_samples_stop_before_the_time_limit() -> None:
+    env = small_env("float")
+    result = search(small_model(env), env, samples=5, time_limit=30.0, reset_seed=1)
+    assert result.rollouts == 5 and result.seconds < 30.0
+
+
+def test_online_and_bad_arguments_are_refused() -> None:
+    online = small_env("online")
+    with pytest.raises(ValueError, match="offline"):
+        search(small_model(online), online, samples=4)
+    env = small_env("float")
+    model = small_model(env)
+    for kwargs in ({}, {"samples": -1}, {"time_limit": 0.0}, {"samples": 4, "batch": 0}, {"samples": 4, "temperature": 0.0}):
+        with pytest.raises(ValueError):
+            search(model, env, **kwargs)
