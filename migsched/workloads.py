@@ -13,6 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 SCALING_LIMITS = (1, 2, 3, 4, 7)
+#: The range of a finite task time, in seconds. Below a microsecond a time is no GPU task (a
+#: kernel launch takes longer), and the bounds keep the discretization finite for any M up to
+#: 1e290: the level step (largest time / M) is a normal float, every time and reconfiguration
+#: cost divided by it is finite, and sums of times stay far from overflow. A task file's time of
+#: HUGE_TIME or more means the task does not fit that size (`inf`).
+MIN_TIME = 1e-6
+HUGE_TIME = 1e15
+TIME_RANGE_TEXT = f"[{MIN_TIME:g}, {HUGE_TIME:g}) seconds (give inf for a size the task does not fit)"
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,8 @@ def generate(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def validate_tasks(tasks: Sequence[Sequence[float]], max_tasks: int | None = None) -> np.ndarray:
-    """Check a user task list (five positive times each, at least one finite) and return it as an array."""
+    """Check a user task list and return it as an array: five times each, every one `inf` or
+    in [MIN_TIME, HUGE_TIME) seconds, at least one finite (see MIN_TIME for why the bounds)."""
     try:
         rows = [[float(t) for t in task] for task in tasks]
     except (TypeError, ValueError) as exc:
@@ -112,23 +121,31 @@ def validate_tasks(tasks: Sequence[Sequence[float]], max_tasks: int | None = Non
             raise ValueError(f"task {i} has {len(row)} times; give five (sizes 1, 2, 3, 4, 7)")
         if any(math.isnan(t) or t <= 0 for t in row):
             raise ValueError(f"task {i} has a time that is not positive: {row}")
+        if any(not math.isinf(t) and not MIN_TIME <= t < HUGE_TIME for t in row):
+            raise ValueError(f"task {i} has a finite time outside {TIME_RANGE_TEXT}: {row}")
         if all(math.isinf(t) for t in row):
             raise ValueError(f"task {i} fits no instance size (every time is infinite)")
     return np.array(rows, dtype=float)
 
 
-HUGE_TIME = 1e15  # a time at least this large (seconds) means the task does not fit that size
 
 
 def parse_task_file(path: str) -> tuple[list[str], np.ndarray]:
-    """Read a task file: a line `Task NAME`, then one line `SIZE TIME` for each of the sizes
-    1, 2, 3, 4, 7 (`inf` or a huge time: does not fit). Blank lines and `#` comments are skipped.
-    Returns the names and the (n, 5) times; a bad line raises ValueError naming its number."""
+    """Read a UTF-8 task file (a BOM is allowed): a line `Task NAME`, then one line `SIZE TIME`
+    for each of the sizes 1, 2, 3, 4, 7 (`inf` or at least HUGE_TIME: does not fit; a finite time
+    is at least MIN_TIME). Blank lines and `#` comments are skipped. Returns the names and the
+    (n, 5) times; a bad line raises ValueError naming its number, a file not in UTF-8 one naming it."""
     names: list[str] = []
     rows: list[dict[int, float]] = []
     starts: list[int] = []
-    with open(path) as handle:
-        lines = handle.read().splitlines()
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+    if "\0" in text:
+        raise ValueError(f"{path}: not UTF-8 text (it holds NUL characters, as UTF-16 does); save it as UTF-8")
+    lines = text.splitlines()
     for number, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -160,6 +177,8 @@ def parse_task_file(path: str) -> tuple[list[str], np.ndarray]:
             raise ValueError(f"{where}: unparsable time {fields[1]!r}") from None
         if math.isnan(time) or time <= 0:
             raise ValueError(f"{where}: time must be positive, got {fields[1]!r}")
+        if time < MIN_TIME:
+            raise ValueError(f"{where}: time {fields[1]!r} is outside {TIME_RANGE_TEXT}")
         rows[-1][size] = math.inf if time >= HUGE_TIME else time
     if not rows:
         raise ValueError(f"{path}: no task found (expected 'Task NAME' lines)")

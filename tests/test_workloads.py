@@ -10,10 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from migsched.workloads import (
+    HUGE_TIME,
+    MIN_TIME,
     WORKLOADS,
     class_counts,
     generate,
     generate_tasks,
+    parse_task_file,
     validate_tasks,
 )
 
@@ -160,3 +163,43 @@ def test_generated_batches_have_n_valid_tasks(name: str, n: int, seed: int) -> N
     batch = generate(name, n, np.random.default_rng(seed))
     assert batch.shape == (n, 5)
     assert np.array_equal(validate_tasks(batch.tolist()), batch)
+
+
+TASK_TEXT = "# two tasks\nTask café\n1 10\n2 6\n3 4.5\n4 3.5\n7 inf\nTask b\n1 5\n2 3\n3 2\n4 1.5\n7 1\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "latin-1"])
+def test_a_task_file_not_in_utf8_is_a_one_line_error_naming_it(tmp_path, encoding: str) -> None:
+    path = tmp_path / "tasks.txt"
+    path.write_bytes(TASK_TEXT.encode(encoding))
+    with pytest.raises(ValueError, match="not UTF-8 text") as err:
+        parse_task_file(str(path))
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_utf8_task_file_with_a_bom_is_read(tmp_path) -> None:
+    path = tmp_path / "tasks.txt"
+    path.write_bytes(TASK_TEXT.encode("utf-8-sig"))
+    names, times = parse_task_file(str(path))
+    assert names == ["café", "b"]
+    assert times.tolist() == [[10.0, 6.0, 4.5, 3.5, math.inf], [5.0, 3.0, 2.0, 1.5, 1.0]]
+
+
+def test_finite_times_must_lie_in_the_documented_range_which_keeps_every_level_finite() -> None:
+    from migsched.state import discretization_step, to_levels
+
+    for time in (5e-324, 1e-310, 1e-7, 1e15, 1e300, 1.7e308):
+        with pytest.raises(ValueError, match=r"outside \[1e-06, 1e\+15\) seconds"):
+            validate_tasks([[time, 1.0, 1.0, 1.0, math.inf]])
+    batch = validate_tasks([[MIN_TIME, math.inf, 1.0, 1.0, 1.0], [HUGE_TIME * (1 - 1e-16), 1.0, 1.0, 1.0, MIN_TIME]])
+    for m in (1, 14, 10**6):
+        step = discretization_step(batch, m)
+        assert step > 0 and math.isfinite(0.24 / step)
+        assert [min(row) for row in to_levels(batch, step, m)] == [0, 1]
+
+
+def test_a_task_file_time_below_the_minimum_is_refused_on_its_line(tmp_path) -> None:
+    path = tmp_path / "tasks.txt"
+    path.write_text("Task a\n1 5e-324\n2 1\n3 1\n4 1\n7 1\n")
+    with pytest.raises(ValueError, match=r"tasks.txt:2: time '5e-324' is outside \[1e-06"):
+        parse_task_file(str(path))
