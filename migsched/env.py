@@ -3,12 +3,20 @@
 `MigSchedEnv` wires `SchedState` (the MDP) to Gymnasium: spaces, reset options, the episode's
 measurement in `info`, rendering. A version's `SchedEnv` subclasses it and sets three class
 attributes: how it observes, how it reconfigures, and whether its episode is a batch or a stream.
+
+The reward is chosen by the `env_config` key "reward" (saved with a model, so it travels with it):
+- "levels" (default): minus the levels of time each step lets pass (MIG_MODEL.md section 5); an
+  episode's return is minus its makespan in levels.
+- "real": minus the growth, divided by the level length (`state.step_seconds`), of the real-time
+  makespan of the decisions so far, replayed with MIG_MODEL.md section 8's rules; an episode's
+  return is minus (real makespan - initial busy tail) in levels, the tail being the latest
+  initial free time. It ranks schedules as the measured `info["makespan"]` does.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -22,6 +30,7 @@ from migsched.state import SchedState
 from migsched.workloads import check_workload, generate, validate_tasks
 
 DEFAULT_QUEUE_LEN = 50
+REWARDS = ("levels", "real")
 
 
 class MaskedDiscrete(spaces.Discrete):
@@ -35,6 +44,7 @@ class MaskedDiscrete(spaces.Discrete):
         self._mask_fn = mask_fn
 
     def sample(self, mask: np.ndarray | None = None, probability: np.ndarray | None = None) -> np.int64:
+        """A uniform valid action of the environment's current state (or as `Discrete.sample` with a mask)."""
         if mask is None and probability is None:
             mask = self._mask_fn().astype(np.int8)
         return super().sample(mask=mask, probability=probability)
@@ -47,7 +57,11 @@ class MaskedDiscrete(spaces.Discrete):
 
 
 class MigSchedEnv(gym.Env):
-    """Base of every version's `SchedEnv`; see a version's docstring for its spaces and rules."""
+    """Base of every version's `SchedEnv`; see a version's docstring for its spaces and rules.
+
+    `env_config` takes N, M, reward ("levels" or "real", see the module docstring) and, online,
+    queue_len. `reward_kind` is the chosen reward.
+    """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
     #: "float" (Box in [0, 1]), "float_reconfig_flag" (plus the last-action flag) or "one_hot" (MultiDiscrete).
@@ -62,14 +76,17 @@ class MigSchedEnv(gym.Env):
         self.N = _positive_int(config.pop("N", 14), "N")
         self.M = _positive_int(config.pop("M", 14), "M")
         self.queue_len = _positive_int(config.pop("queue_len", DEFAULT_QUEUE_LEN), "queue_len") if self.online else None
+        self.reward_kind = config.pop("reward", "levels")
+        if self.reward_kind not in REWARDS:
+            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward_kind!r}")
         if config:
-            raise ValueError(f"unknown env_config keys {sorted(config)}; expected N, M" + (", queue_len" if self.online else ""))
+            raise ValueError(f"unknown env_config keys {sorted(config)}; expected N, M, reward" + (", queue_len" if self.online else ""))
         check_workload(type_tasks)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, not {render_mode!r}")
         self.type_tasks = type_tasks
         self.render_mode = render_mode
-        self.state = SchedState(self.N, self.M, direct_reconfig=self.reconfiguration == "direct")
+        self.state = SchedState(self.N, self.M, direct_reconfig=self.reconfiguration == "direct", real_time=self.reward_kind == "real")
         self.encoder = _make_encoder(self.observation_encoding, self.N, self.M)
         self.observation_space = self.encoder.space
         self.action_space = MaskedDiscrete(self.state.num_actions, self.action_masks)
@@ -80,30 +97,42 @@ class MigSchedEnv(gym.Env):
         return self.episode == "online"
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
+        """Start an episode. Every option is checked before anything changes, so a refused reset
+        leaves the environment, its random generator included, as it was."""
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"reset options must be a dict, got {type(options).__name__}")
         options = dict(options or {})
         allowed = {"tasks", "partition"} if self.online else {"tasks", "partition", "busy"}
         if set(options) - allowed:
             raise ValueError(f"unknown reset options {sorted(set(options) - allowed)}; this version takes {sorted(allowed)}")
-        if "tasks" in options:
-            tasks = validate_tasks(options["tasks"], max_tasks=None if self.online else self.N)
-        else:
-            tasks = generate(self.type_tasks, self.queue_len if self.online else self.N, self.np_random)
         if "busy" in options and "partition" not in options:
             raise ValueError("the busy option needs the partition option too (one level per instance of it)")
+        tasks = validate_tasks(options["tasks"], max_tasks=None if self.online else self.N) if "tasks" in options else None
+        partition = _check_partition(options.get("partition"))
+        busy = _check_busy(options["busy"], len(a100.PARTITIONS[partition])) if "busy" in options else None
+        super().reset(seed=seed)
+        if tasks is None:
+            tasks = generate(self.type_tasks, self.queue_len if self.online else self.N, self.np_random)
         if self.online:
-            partition = _check_partition(options.get("partition")) or 1
+            partition = partition or 1
             busy = [0] * len(a100.PARTITIONS[partition])
         else:
-            partition = _check_partition(options.get("partition")) or int(self.np_random.integers(1, a100.NUM_PARTITIONS + 1))
-            n_inst = len(a100.PARTITIONS[partition])
-            busy = _check_busy(options["busy"], n_inst) if "busy" in options else self.np_random.integers(0, self.M + 1, n_inst).tolist()
+            partition = partition or int(self.np_random.integers(1, a100.NUM_PARTITIONS + 1))
+            if busy is None:
+                busy = self.np_random.integers(0, self.M + 1, len(a100.PARTITIONS[partition])).tolist()
         self.state.load(tasks, partition, busy)
         self.lower_bound = lower_bound(tasks, self.initial_free)
         return self.encoder.encode(self.state), {}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        reward = self.state.step(action)
+        """Apply a valid action (an integer index; a masked or non-integer one raises ValueError)."""
+        st = self.state
+        if st.real_free is None:
+            reward = st.step(action)
+        else:
+            before = st.real_makespan
+            st.step(action)
+            reward = (before - st.real_makespan) / st.step_seconds
         terminated = self.state.done
         info = self._final_info() if terminated else {}
         return self.encoder.encode(self.state), reward, terminated, False, info

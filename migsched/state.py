@@ -3,7 +3,8 @@
 `SchedState` holds one episode: the partition, the per-slice remaining time in levels, the
 ready task types in canonical order and, online, the queue behind them. It computes the action
 mask and applies transitions with table lookups and preallocated arrays, so a step does no
-searching. Every decision is appended to `log` for the real-time replay (`replay.py`).
+searching. Every decision is appended to `log` for the real-time replay (`replay.py`); with
+`real_time` it also keeps that replay's per-slice free times as it goes (`real_free`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ class Decision(NamedTuple):
 WAIT_DECISION = Decision(WAIT)
 
 
+def action_index(action: object) -> int:
+    """`action` as a Python int: an int, a numpy integer, or a 0-d / one-element integer array (as
+    a policy's `predict` returns); bools and floats (even integral ones) raise ValueError."""
+    if isinstance(action, np.ndarray) and action.size == 1:
+        action = action.reshape(()).item() if action.dtype.kind in "iu" else action
+    if isinstance(action, (int, np.integer)) and not isinstance(action, (bool, np.bool_)):
+        return int(action)
+    raise ValueError(f"an action must be an integer index, got {action!r} of type {type(action).__name__}")
+
+
 def discretization_step(tasks: np.ndarray, levels: int) -> float:
     """Seconds per level: the largest finite task time divided by the number of levels M."""
     return float(np.max(tasks[np.isfinite(tasks)])) / levels
@@ -52,18 +63,24 @@ class SchedState:
     slices may be busy, the clock jumps to the new instances' ready time); otherwise changed
     slices must be idle and become busy until their new instance is ready. Tasks beyond the
     first `N` of `load` wait in a queue and join the ready slots one per task started.
+    With `real_time`, `real_free` holds per slice the real second at which the decisions so far
+    free it, updated with exactly the arithmetic of `replay.replay` (MIG_MODEL.md section 8), and
+    `real_makespan` their latest; otherwise `real_free` is None and nothing is tracked.
     """
 
-    def __init__(self, n_slots: int, levels: int, direct_reconfig: bool) -> None:
+    def __init__(self, n_slots: int, levels: int, direct_reconfig: bool, real_time: bool = False) -> None:
         self.N = n_slots
         self.M = levels
         self.direct_reconfig = direct_reconfig
+        self.real_time = real_time
+        self.real_free: list[float] | None = None
+        self.real_makespan = 0.0
         self.num_actions = FIRST_RUN_ACTION + NUM_SLICES * n_slots
         self.slot_features = np.zeros((n_slots, 6))  # five levels and the count, per type slot
         self.fits = np.zeros((n_slots, 6), dtype=bool)  # level > 0; column 5 is never set
         self.slots_version = 0  # changes whenever the slots change, so encoders can reuse their work
         self._mask = np.zeros(self.num_actions, dtype=bool)
-        self._mask_fresh = False
+        self._mask_fresh = True  # no episode yet: nothing is valid until `load`
         # Run action 17 + 7i + j is valid iff fits[i, size column of instance j] and instance j is idle:
         # per partition, where each run action looks in `fits`, and per (partition, busy slices)
         # which run actions have an idle instance.
@@ -86,6 +103,10 @@ class SchedState:
             for s in info.slices:
                 self.rem[s] = float(level)
         self.initial_rem = list(self.rem)
+        if self.real_time:
+            self.task_times = tasks.tolist()
+            self.real_free = [level * self.step_seconds for level in self.initial_rem]
+            self.real_makespan = max(self.real_free)
         self.busy_bits = self._busy_bits()
         self.next_task = min(self.N, len(tasks))
         self.ready_total = self.next_task
@@ -132,8 +153,11 @@ class SchedState:
 
     def step(self, action: int) -> float:
         """Apply a valid action and return its reward; a masked action raises ValueError and changes nothing."""
-        action = int(action)
+        if type(action) is not int:
+            action = action_index(action)
         if not 0 <= action < self.num_actions or not self.action_masks()[action]:
+            if not self.action_masks().any():
+                raise ValueError(f"action {action} is masked: no episode is running (it has ended, or none was started); call reset()")
             raise ValueError(f"action {action} is masked in this state (valid: {np.flatnonzero(self.action_masks()).tolist()})")
         self._mask_fresh = False
         if action == 0:
@@ -159,6 +183,13 @@ class SchedState:
         self.busy_bits |= info.bits
         task = self.queues[slot].pop(0)
         self.log.append(Decision(RUN, task, instance))
+        free = self.real_free
+        if free is not None:
+            end = max(free[s] for s in info.slices) + self.task_times[task][info.column]
+            for s in info.slices:
+                free[s] = end
+            if end > self.real_makespan:
+                self.real_makespan = end
         self._remove_one(slot)
         if self.next_task < len(self.tasks):
             self._add_ready(self.next_task)
@@ -179,8 +210,18 @@ class SchedState:
             self._advance(latest)
             reward = -latest
         self.log.append(Decision(RECONFIGURE, target))
+        free = self.real_free
+        if free is not None:
+            for inst, destroy, create in a100.NEW_INSTANCE_COSTS[self.partition, target]:
+                ready = max(free[s] + cost for s, cost in zip(inst.slices, destroy)) + create
+                for s in inst.slices:
+                    free[s] = ready
+                if ready > self.real_makespan:
+                    self.real_makespan = ready
         if target in a100.RELABEL:
             self.rem = [self.rem[s] for s in a100.RELABEL_SLICE_ORDER]
+            if free is not None:
+                free[:] = [free[s] for s in a100.RELABEL_SLICE_ORDER]
             self.busy_bits = self._busy_bits()
             target = a100.RELABEL[target]
         self.partition = target

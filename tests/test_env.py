@@ -196,3 +196,66 @@ def test_a_deep_copy_plays_on_independently_and_identically(version: str) -> Non
         assert np.array_equal(first[0], second[0]) and first[1:] == second[1:]
         if first[2]:
             break
+
+
+@pytest.mark.parametrize("time", [5e-324, 1e300])
+def test_reset_refuses_a_time_that_would_break_the_discretization(version: str, time: float) -> None:
+    env = small_env(version)
+    with pytest.raises(ValueError, match=r"task 1 has a finite time outside \[1e-06, 1e\+15\) seconds"):
+        env.reset(options={"tasks": [[2.0] * 5, [time] * 5]})
+
+
+def episode_fingerprint(env) -> tuple:
+    st_ = env.state
+    return (st_.tasks.tolist(), st_.initial_partition, st_.initial_rem, st_.partition, st_.rem, st_.keys, list(st_.log), env.lower_bound)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"start": 1},
+        {"tasks": [[1.0] * 4]},
+        {"tasks": [[5e-324] * 5]},
+        {"partition": 40},
+        {"partition": 2, "busy": [1, 2, 3]},
+        {"busy": [1]},
+        {"tasks": [[1.0] * 5], "partition": 3, "busy": [1, -1, 0]},
+    ],
+)
+def test_a_refused_reset_changes_nothing_not_even_the_random_generator(version: str, options: dict) -> None:
+    env, twin = small_env(version), small_env(version)
+    env.reset(seed=1)
+    twin.reset(seed=1)
+    env.step(int(np.flatnonzero(env.action_masks())[0]))
+    twin.step(int(np.flatnonzero(twin.action_masks())[0]))
+    before = episode_fingerprint(env)
+    with pytest.raises(ValueError):
+        env.reset(seed=5, options=options)
+    assert episode_fingerprint(env) == before
+    env.reset()
+    twin.reset()
+    assert episode_fingerprint(env) == episode_fingerprint(twin)
+
+
+def test_step_takes_integer_actions_only() -> None:
+    env = make_env("float", {"N": 2, "M": 10})
+    options = {"tasks": [[100.0] * 5], "partition": 16, "busy": [0] * 7}
+    env.reset(options=options)
+    assert env.action_masks()[17] and env.action_masks()[1] and env.action_masks()[2]
+    for action in [2.7, 17.0, True, np.float64(17.0), np.array([17.5]), np.array(True), np.array([17, 18]), "17", None]:
+        with pytest.raises(ValueError, match="an action must be an integer index"):
+            env.step(action)
+        assert env.decision_log == []
+    for action in [17, np.int64(17), np.int32(17), np.uint8(17), np.array(17), np.array([17])]:
+        env.reset(options=options)
+        env.step(action)
+        assert [tuple(d) for d in env.decision_log] == [("run", 0, 0)]
+
+
+def test_stepping_without_an_episode_says_to_reset(version: str) -> None:
+    env = small_env(version)
+    with pytest.raises(ValueError, match="no episode is running"):
+        env.step(0)
+    rollout(env, np.random.default_rng(0), seed=0)
+    with pytest.raises(ValueError, match="no episode is running"):
+        env.step(0)
