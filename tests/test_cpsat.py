@@ -128,10 +128,34 @@ def test_options_give_same_optimum() -> None:
         assert_valid(result, times, IDLE)
 
 
-def test_no_solution_in_time_raises() -> None:
+def test_no_solution_in_time_raises_without_a_hint() -> None:
     times = random_batch(random.Random(5), 30)
     with pytest.raises(RuntimeError, match="no schedule"):
         solve_cpsat(times, IDLE, time_limit=1e-9, workers=1)
+    infinite = [[1.0, 1.0, 1.0, 1.0, INF]] + times[1:]
+    with pytest.raises(RuntimeError, match="no schedule"):
+        solve_cpsat(infinite, IDLE, time_limit=1e-9, workers=1, hint=[((7, 0), float(i)) for i in range(30)])
+
+
+def test_no_solution_in_time_returns_the_hint_replayed() -> None:
+    # Every task hinted on 7@0, task 0 last: the replay runs them back to back in the hint's
+    # order after the busy slice 3 frees, so the makespan is 2.5 s + the sum of the 7-slice times.
+    times = random_batch(random.Random(5), 30)
+    initial_free = [0, 0, 0, 2.5, 0, 0, 0]
+    hint = [((7, 0), float(30 - i)) for i in range(30)]
+    result = solve_cpsat(times, initial_free, time_limit=1e-6, workers=1, hint=hint)
+    assert result.from_hint and not result.proven_optimal
+    assert result.placements == ((7, 0),) * 30
+    assert result.makespan == pytest.approx(2.5 + sum(row[4] for row in times))
+    assert result.ends[0] == pytest.approx(result.makespan)
+    assert result.starts[29] == pytest.approx(2.5)
+    assert_valid(result, times, initial_free)
+
+
+def test_a_found_schedule_is_not_marked_from_hint() -> None:
+    times = random_batch(random.Random(11), 4)
+    result = solve_cpsat(times, IDLE, hint=[((7, 0), float(i)) for i in range(4)])
+    assert result.proven_optimal and not result.from_hint
 
 
 def test_invalid_input_is_rejected() -> None:

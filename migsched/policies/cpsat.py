@@ -23,6 +23,10 @@ lower bound ``L`` passed as ``lower_bound`` is safe to impose as
 ``makespan >= ceil(L / RESOLUTION)`` because every integer solution is at
 least as long as its real replay.
 
+Short limits: when CP-SAT finds no solution within its time limit and a hint was given,
+the hint's own placements and start order are replayed the same way and returned, marked
+``from_hint``; without a hint (or with one that is not a schedule) it raises.
+
 Determinism: with several workers and a time limit, CP-SAT may return
 different (equally valid) solutions from run to run unless it proves
 optimality; ``seed`` and ``workers`` fix what can be fixed.
@@ -67,7 +71,10 @@ class CpsatResult:
     ``placements[i]``, ``starts[i]`` and ``ends[i]`` describe task ``i`` in the
     real-time replay; ``makespan`` is the largest end, initially busy slices included.
     ``solver_makespan`` and ``best_bound`` are the solver's objective and
-    bound on the rounded-up integer model, in seconds.
+    bound on the rounded-up integer model, in seconds. ``from_hint``: the
+    solver found no schedule in time and this is the hint's, replayed;
+    ``solver_makespan`` is then its makespan and ``best_bound`` the solver's
+    bound if it had one, else 0.
     """
 
     makespan: float
@@ -79,6 +86,7 @@ class CpsatResult:
     starts: tuple[float, ...]
     ends: tuple[float, ...]
     wall_time: float
+    from_hint: bool = False
 
 
 def _to_units(seconds: float) -> int:
@@ -104,20 +112,28 @@ def _validate(times: Sequence[Sequence[float]], initial_free: Sequence[float]) -
 def _replay(
     times: Sequence[Sequence[float]],
     initial_free: Sequence[float],
-    chosen: list[tuple[int, int]],
-    unit_starts: list[int],
+    chosen: Sequence[tuple[int, int]],
+    order: Sequence[float],
 ) -> tuple[list[float], list[float]]:
-    """Left-shift the solver's placements and per-slice order in real seconds."""
+    """Left-shift placements in real seconds, taking the tasks by `order` (their starts in any unit)."""
     free = [float(f) for f in initial_free]
     starts = [0.0] * len(chosen)
     ends = [0.0] * len(chosen)
-    for i in sorted(range(len(chosen)), key=lambda i: (unit_starts[i], i)):
+    for i in sorted(range(len(chosen)), key=lambda i: (order[i], i)):
         slices = placement_slices(chosen[i])
         starts[i] = max(free[s] for s in slices)
         ends[i] = starts[i] + times[i][SIZES.index(chosen[i][0])]
         for s in slices:
             free[s] = ends[i]
     return starts, ends
+
+
+def _is_schedule(times: Sequence[Sequence[float]], hint: Sequence[tuple[tuple[int, int], float]]) -> bool:
+    """Whether every task's hinted placement exists and has a finite time for it."""
+    return all(
+        tuple(placement) in PLACEMENTS and math.isfinite(row[SIZES.index(placement[0])])
+        for row, (placement, _) in zip(times, hint)
+    )
 
 
 def solve_cpsat(
@@ -137,7 +153,8 @@ def solve_cpsat(
     becomes free. ``hint`` gives one ((size, start slice), start seconds) per
     task; ``redundant`` adds a cumulative constraint (capacity 7, demand =
     size); ``lower_bound`` (seconds) must be a valid lower bound on the real
-    optimum. Raises RuntimeError if no solution is found within the limit.
+    optimum. If no solution is found within the limit, returns the hint's
+    schedule replayed (``from_hint``), or raises RuntimeError without a hint.
     """
     _validate(times, initial_free)
     if hint is not None and len(hint) != len(times):
@@ -211,6 +228,24 @@ def solve_cpsat(
     status = solver.Solve(model)
     wall_time = time.perf_counter() - began
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if hint is not None and _is_schedule(times, hint):
+            chosen_hint = [tuple(placement) for placement, _ in hint]
+            hint_starts, hint_ends = _replay(times, initial_free, chosen_hint, [start for _, start in hint])
+            hint_makespan = max([*hint_ends, *initial_free])
+            solver_bound = solver.BestObjectiveBound() / _UNITS_PER_SECOND
+            bound = solver_bound if math.isfinite(solver_bound) and solver_bound > 0 else 0.0
+            return CpsatResult(
+                makespan=hint_makespan,
+                solver_makespan=hint_makespan,
+                proven_optimal=False,
+                best_bound=bound,
+                real_lower_bound=max(0.0, bound - (len(times) + 1) * RESOLUTION),
+                placements=tuple(chosen_hint),
+                starts=tuple(hint_starts),
+                ends=tuple(hint_ends),
+                wall_time=wall_time,
+                from_hint=True,
+            )
         raise RuntimeError(
             f"CP-SAT found no schedule within {time_limit} s (status {solver.StatusName(status)})"
         )
