@@ -1,0 +1,219 @@
+"""Schedule quality against seconds per batch: the agent's search, CP-SAT and the baselines.
+
+    taskset -c 0 python benchmarks/anytime.py --version float --model float/trained_models/X.zip --type_tasks mix_scaling_soft [--episodes 40 --first_seed 1000 --limits 0.01,0.1,1,5 --reference 10 --out anytime_runs/NAME]
+
+On the seeded episodes first_seed .. first_seed + episodes - 1 (N and M from the model, or
+--N/--M without one), every makespan is divided by the CP-SAT reference's makespan on the same
+batch (--reference seconds, hinted with the static schedule). Measured per episode: the agent
+deterministic, the agent's search (`migsched.search`) with each of --limits seconds, CP-SAT
+with each limit (hinted with static; a `from_hint` row is the hint's own schedule, CP-SAT having
+found none in time), and `static`, `greedy` and `far` with their own times. Without --model,
+the baselines and CP-SAT only. One core: torch and CP-SAT use one thread each; pin the process
+with `taskset -c 0` so nothing else shares it.
+
+Writes <out>/anytime.csv (one row per episode, method and limit) and <out>/anytime.png (mean
+makespan / reference against mean seconds per batch, log scale) and prints the table.
+Offline versions only: online episodes have no batch to search or solve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from migsched.evaluation import AgentPolicy, load_model, make_baseline, schedule_hint
+from migsched.policies.base import run_episode
+from migsched.policies.cpsat import CpsatResult, solve_cpsat
+from migsched.search import search
+from migsched.versions import REPO_ROOT, VERSIONS, make_env
+from migsched.workloads import WORKLOAD_NAMES
+
+BASELINES = ("static", "greedy", "far")
+CSV_COLUMNS = ("episode", "seed", "method", "limit", "makespan", "lower_bound", "ratio", "seconds", "from_hint", "optimal", "rollouts")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One method's schedule of one episode: `limit` is its seconds per batch (None: runs to its end)."""
+
+    episode: int
+    seed: int
+    method: str
+    limit: float | None
+    makespan: float
+    lower_bound: float
+    reference: float
+    seconds: float
+    from_hint: bool | None = None
+    optimal: bool | None = None
+    rollouts: int | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.makespan / self.reference
+
+
+def timed(call: Callable[[], T]) -> tuple[T, float]:
+    """`call()`'s result and its wall-clock seconds."""
+    began = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - began
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The flags, checked; the limits parsed and the output folder filled in."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--version", choices=[v for v in VERSIONS if v != "online"], required=True)
+    parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, required=True)
+    parser.add_argument("--model", help="trained model zip of --version (without it: baselines and CP-SAT only)")
+    parser.add_argument("--episodes", type=int, default=40)
+    parser.add_argument("--first_seed", type=int, default=1000)
+    parser.add_argument("--limits", default="0.01,0.1,1,5", help="comma-separated seconds per batch for the search and CP-SAT")
+    parser.add_argument("--reference", type=float, default=10.0, help="seconds of the CP-SAT reference per batch")
+    parser.add_argument("--search_seed", type=int, default=0, help="seed of the search's rollouts")
+    parser.add_argument("--N", type=int, default=14, help="without --model: ready task slots")
+    parser.add_argument("--M", type=int, default=14, help="without --model: levels")
+    parser.add_argument("--out", type=Path, help="output folder (default anytime_runs/<version>_<type_tasks>)")
+    args = parser.parse_args(argv)
+    try:
+        args.limits = sorted({float(x) for x in args.limits.split(",") if x.strip()})
+    except ValueError:
+        parser.error(f"--limits must be comma-separated seconds, got {args.limits!r}")
+    if not args.limits or min(args.limits) <= 0 or args.reference <= 0 or args.episodes < 1 or args.N < 1 or args.M < 1:
+        parser.error("--limits, --reference, --episodes, --N and --M must be positive")
+    if args.model and not Path(args.model).is_file():
+        parser.error(f"model file not found: {args.model}")
+    args.out = args.out or REPO_ROOT / "anytime_runs" / f"{args.version}_{args.type_tasks}"
+    return args
+
+
+def solve(env: Any, hint: list, time_limit: float) -> tuple[CpsatResult, float]:
+    """CP-SAT on the episode's batch with one worker, hinted; the result and its wall seconds (model building included)."""
+    return timed(lambda: solve_cpsat(env.state.tasks.tolist(), env.initial_free, time_limit=time_limit, workers=1, hint=hint, lower_bound=env.lower_bound))
+
+
+def measure_episode(args: argparse.Namespace, env: Any, model: Any, episode: int) -> list[Measurement]:
+    """Every method's schedule of episode `episode`, against the CP-SAT reference."""
+    seed = args.first_seed + episode
+    static, static_seconds = timed(lambda: run_episode(env, make_baseline("static"), seed=seed))
+    hint = schedule_hint(static.schedule, len(env.state.tasks))
+    reference, reference_seconds = solve(env, hint, args.reference)
+    ref = reference.makespan
+    rows = [Measurement(episode, seed, "cpsat_reference", args.reference, ref, env.lower_bound, ref, reference_seconds, reference.from_hint, reference.proven_optimal)]
+    if model is not None:
+        agent, seconds = timed(lambda: run_episode(env, AgentPolicy(model), seed=seed))
+        rows.append(Measurement(episode, seed, "agent", None, agent.makespan, agent.lower_bound, ref, seconds))
+        for limit in args.limits:
+            found = search(model, env, time_limit=limit, seed=args.search_seed, reset_seed=seed)
+            rows.append(Measurement(episode, seed, "search", limit, found.best.makespan, found.best.lower_bound, ref, found.seconds, rollouts=found.rollouts))
+    for limit in args.limits:
+        result, seconds = solve(env, hint, limit)
+        rows.append(Measurement(episode, seed, "cpsat", limit, result.makespan, env.lower_bound, ref, seconds, result.from_hint, result.proven_optimal))
+    rows.append(Measurement(episode, seed, "static", None, static.makespan, static.lower_bound, ref, static_seconds))
+    for name in BASELINES[1:]:
+        result, seconds = timed(lambda: run_episode(env, make_baseline(name), seed=seed))
+        rows.append(Measurement(episode, seed, name, None, result.makespan, result.lower_bound, ref, seconds))
+    return rows
+
+
+def groups(rows: Sequence[Measurement]) -> dict[tuple[str, float | None], list[Measurement]]:
+    """The rows by (method, limit), in the order they first appear."""
+    grouped: dict[tuple[str, float | None], list[Measurement]] = {}
+    for row in rows:
+        grouped.setdefault((row.method, row.limit), []).append(row)
+    return grouped
+
+
+def table(rows: Sequence[Measurement]) -> str:
+    """Per method and limit: mean makespan / reference, mean seconds, and how many came from the hint."""
+    header = f"{'method':<16} {'limit s':>8} {'/reference':>10} {'seconds':>9} {'from hint':>9}"
+    lines = [header, "-" * len(header)]
+    for (method, limit), group in groups(rows).items():
+        hinted = sum(bool(row.from_hint) for row in group)
+        lines.append(
+            f"{method:<16} {'-' if limit is None else f'{limit:g}':>8} {statistics.mean(r.ratio for r in group):10.4f} "
+            f"{statistics.mean(r.seconds for r in group):9.4f} {hinted if group[0].from_hint is not None else '-':>9}"
+        )
+    return "\n".join(lines)
+
+
+def write_csv(rows: Sequence[Measurement], path: Path) -> None:
+    """One line per episode, method and limit, with the columns of CSV_COLUMNS."""
+    def flag(value: bool | None) -> str:
+        return "" if value is None else str(value).lower()
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for r in rows:
+            writer.writerow([
+                r.episode, r.seed, r.method, "" if r.limit is None else f"{r.limit:g}", f"{r.makespan:.6f}", f"{r.lower_bound:.6f}",
+                f"{r.ratio:.6f}", f"{r.seconds:.6f}", flag(r.from_hint), flag(r.optimal), "" if r.rollouts is None else r.rollouts,
+            ])
+
+
+def plot(rows: Sequence[Measurement], path: Path, title: str) -> None:
+    """Mean makespan / reference against mean seconds per batch (log x): lines for the search and
+    CP-SAT over their limits, points for the deterministic agent and the baselines."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    grouped = groups(rows)
+    for method, style in (("search", "o-"), ("cpsat", "s-")):
+        points = sorted((statistics.mean(r.seconds for r in g), statistics.mean(r.ratio for r in g)) for (m, _), g in grouped.items() if m == method)
+        if points:
+            ax.plot(*zip(*points), style, label="agent search" if method == "search" else "CP-SAT (1 worker)")
+    for (method, _), group in grouped.items():
+        if method in ("agent", *BASELINES):
+            label = "agent deterministic" if method == "agent" else method
+            ax.plot(statistics.mean(r.seconds for r in group), statistics.mean(r.ratio for r in group), "D" if method == "agent" else "x", markersize=8, label=label)
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="CP-SAT reference")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per batch (mean, one core)")
+    ax.set_ylabel("mean makespan / CP-SAT reference")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure every method on the seeded episodes; write the CSV and the PNG, print the table."""
+    import torch
+
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    print("one core: torch uses 1 thread, CP-SAT 1 worker; pin the process with `taskset -c 0` so nothing else shares it", flush=True)
+    model, env_config = None, {"N": args.N, "M": args.M}
+    if args.model:
+        model, env_config = load_model(args.model, args.version)
+    env = make_env(args.version, env_config, args.type_tasks)
+    rows: list[Measurement] = []
+    for episode in range(args.episodes):
+        rows.extend(measure_episode(args, env, model, episode))
+        print(f"episode {episode + 1}/{args.episodes} done", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, args.out / "anytime.csv")
+    title = f"{args.version}, {args.type_tasks}, N={env_config['N']} M={env_config['M']}, {args.episodes} episodes from seed {args.first_seed}"
+    plot(rows, args.out / "anytime.png", title)
+    print(title)
+    print(f"makespan / CP-SAT({args.reference:g} s)")
+    print(table(rows))
+    print(f"wrote {args.out / 'anytime.csv'} and {args.out / 'anytime.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
