@@ -1,6 +1,6 @@
 """Random-masked-policy steps per second (action mask plus step) of each version's environment.
 
-    python benchmarks/env_speed.py [--N 14] [--M 14] [--steps 200000] [--runs 5]
+    python benchmarks/env_speed.py [--N 14] [--M 14] [--steps 200000] [--runs 5] [--reward levels|real]
 
 Each run steps one environment with a uniformly random valid action for `--steps` steps,
 resetting when an episode ends (resets included); the figure is the median over `--runs`.
@@ -14,11 +14,12 @@ import statistics
 import time
 
 from migsched import VERSIONS, make_env
+from migsched.env import REWARDS
 
 
-def steps_per_second(version: str, n_slots: int, levels: int, steps: int, seed: int) -> float:
-    """One timed run of `steps` random masked steps."""
-    env = make_env(version, {"N": n_slots, "M": levels}, "mix_scaling_soft")
+def steps_per_second(version: str, n_slots: int, levels: int, steps: int, seed: int, reward: str = "levels") -> float:
+    """One timed run of `steps` random masked steps with the given training reward."""
+    env = make_env(version, {"N": n_slots, "M": levels, "reward": reward}, "mix_scaling_soft")
     env.reset(seed=seed)
     pick = random.Random(seed).choice
     start = time.perf_counter()
@@ -36,11 +37,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--versions", default=",".join(VERSIONS))
+    parser.add_argument("--reward", choices=REWARDS, default="levels", help="the env_config reward")
     args = parser.parse_args()
-    print(f"random masked policy, N={args.N} M={args.M}, {args.steps} steps x {args.runs} runs")
+    print(f"random masked policy, N={args.N} M={args.M}, reward={args.reward}, {args.steps} steps x {args.runs} runs")
     print(f"{'version':<16} {'median steps/s':>15} {'min':>10} {'max':>10}")
     for version in args.versions.split(","):
-        rates = [steps_per_second(version, args.N, args.M, args.steps, seed) for seed in range(args.runs)]
+        rates = [steps_per_second(version, args.N, args.M, args.steps, seed, args.reward) for seed in range(args.runs)]
         print(f"{version:<16} {statistics.median(rates):>15,.0f} {min(rates):>10,.0f} {max(rates):>10,.0f}")
 
 

@@ -44,9 +44,12 @@ class MaskedDiscrete(spaces.Discrete):
         self._mask_fn = mask_fn
 
     def sample(self, mask: np.ndarray | None = None, probability: np.ndarray | None = None) -> np.int64:
-        """A uniform valid action of the environment's current state (or as `Discrete.sample` with a mask)."""
+        """A uniform valid action of the environment's current state (or as `Discrete.sample` with a
+        mask); ValueError when there is none, before the first reset or after an episode's end."""
         if mask is None and probability is None:
             mask = self._mask_fn().astype(np.int8)
+            if not mask.any():
+                raise ValueError("no valid action to sample: no episode is running (it has ended, or none was started); call reset()")
         return super().sample(mask=mask, probability=probability)
 
     def __reduce__(self) -> tuple:

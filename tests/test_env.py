@@ -259,3 +259,22 @@ def test_stepping_without_an_episode_says_to_reset(version: str) -> None:
     rollout(env, np.random.default_rng(0), seed=0)
     with pytest.raises(ValueError, match="no episode is running"):
         env.step(0)
+
+
+def test_sampling_the_action_space_without_an_episode_says_to_reset(version: str) -> None:
+    env = small_env(version)
+    with pytest.raises(ValueError, match="no episode is running"):
+        env.action_space.sample()
+    rollout(env, np.random.default_rng(0), seed=0)
+    with pytest.raises(ValueError, match="no episode is running"):
+        env.action_space.sample()
+    env.reset(seed=0)
+    assert env.action_masks()[env.action_space.sample()]
+
+
+def test_stable_baselines3_check_env_passes_on_fresh_full_size_envs(version: str) -> None:
+    for seed in range(20):
+        env = make_env(version, {"N": 14, "M": 14}, "good_scaling")
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        check_env(env, warn=False)
