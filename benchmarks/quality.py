@@ -38,7 +38,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from migsched.evaluation import Row, evaluate
-from migsched.training import load_checked_model
+from migsched.models import load_checked_model
 from migsched.versions import REPO_ROOT, VERSIONS
 from migsched.workloads import WORKLOAD_NAMES
 

@@ -5,7 +5,9 @@
 Writes trained_models/bs3_N={N}_M={M}_s={num_steps}_{type_tasks}.zip beside this file; `--help` lists every flag.
 """
 
+from pathlib import Path
+
 from migsched.training import main
 
 if __name__ == "__main__":
-    raise SystemExit(main("entropy"))
+    raise SystemExit(main("entropy", folder=Path(__file__).resolve().parent))

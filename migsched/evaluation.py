@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from migsched.cli import SEED_MAX, OneLineParser, check_output_file, positive_float, seed_int
 from migsched.env import MigSchedEnv
 from migsched.policies.base import EpisodeResult, Policy, RandomPolicy, run_episode
 from migsched.policies.greedy import GreedyPolicy
@@ -179,42 +180,54 @@ def write_csv(rows: Sequence[Row], path: str | Path) -> None:
 
 def load_model(path: str, version: str) -> tuple[Any, dict[str, int]]:
     """Load a MaskablePPO zip and read N and M from it; refuse one that does not fit `version`."""
-    from migsched.training import load_checked_model
+    from migsched.models import load_checked_model
 
     return load_checked_model(path, version)
 
 
 def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="evaluate.py", description=f"Evaluate a {version} agent and the baselines on the same seeded episodes.")
+    """The flags of `evaluate.py`, checked, output paths included; any invalid one exits with status 2."""
+    parser = OneLineParser(prog="evaluate.py", description=f"Evaluate a {version} agent and the baselines on the same seeded episodes.")
     parser.add_argument("--model", help="trained model zip (without it, the baselines alone)")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--type_tasks", default="good_scaling", choices=WORKLOAD_NAMES)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_int, default=0, help=f"seed of the first episode; episode k uses seed + k (0..{SEED_MAX})")
     parser.add_argument("--samples", type=int, default=0, help="also try K stochastic rollouts per episode and keep the best")
     parser.add_argument("--policies", help=f"comma-separated, from {','.join(POLICY_NAMES)} (default: all that apply)")
     parser.add_argument("--csv", help="write one row per episode and policy")
     parser.add_argument("--gantt", help="draw one episode as a Gantt chart (PNG)")
     parser.add_argument("--gantt_episode", type=int, default=0)
-    parser.add_argument("--cpsat_time", type=float, default=10.0, help="seconds per CP-SAT solve")
+    parser.add_argument("--cpsat_time", type=positive_float, default=10.0, help="seconds per CP-SAT solve")
     parser.add_argument("--N", type=int, default=14, help="without --model: ready task slots")
     parser.add_argument("--M", type=int, default=14, help="without --model: levels")
     parser.add_argument("--queue_len", type=int, default=50, help="online only: tasks per episode")
     args = parser.parse_args(argv)
-    if args.episodes < 1 or args.samples < 0 or args.cpsat_time <= 0 or args.N < 1 or args.M < 1 or args.queue_len < 1:
-        parser.error("--episodes, --N, --M, --queue_len and --cpsat_time must be positive, --samples >= 0")
+    if args.episodes < 1 or args.samples < 0 or args.N < 1 or args.M < 1 or args.queue_len < 1:
+        parser.error("--episodes, --N, --M and --queue_len must be positive, --samples >= 0")
+    if args.seed + args.episodes - 1 > SEED_MAX:
+        parser.error(f"--seed {args.seed} with --episodes {args.episodes}: the last episode's seed would pass {SEED_MAX}")
     if args.model and not Path(args.model).is_file():
         parser.error(f"model file not found: {args.model}")
     offline = version != "online"
     available = [p for p in POLICY_NAMES if (p != "agent" or args.model) and (p != "cpsat" or offline)]
-    if args.policies:
+    if args.policies is not None:
         args.policies = [p.strip() for p in args.policies.split(",") if p.strip()]
         unknown = [p for p in args.policies if p not in available]
+        twice = sorted({p for p in args.policies if args.policies.count(p) > 1})
+        if not args.policies:
+            parser.error(f"--policies: empty list; choose from {','.join(available)}")
         if unknown:
             parser.error(f"policies {unknown} not available here; choose from {','.join(available)}")
+        if twice:
+            parser.error(f"--policies: listed twice: {','.join(twice)}")
     else:
         args.policies = available
     if not 0 <= args.gantt_episode < args.episodes:
         parser.error("--gantt_episode must be one of the evaluated episodes")
+    if args.gantt and args.policies == ["cpsat"]:
+        parser.error("--gantt draws a policy's episode, and cpsat is a reference without one: add a policy to --policies")
+    check_output_file(parser, "--csv", args.csv)
+    check_output_file(parser, "--gantt", args.gantt)
     return args
 
 
@@ -225,7 +238,7 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     if args.model:
         try:
             model, env_config = load_model(args.model, version)
-        except ValueError as exc:
+        except (OSError, ValueError) as exc:
             print(f"evaluate.py: error: {exc}", file=sys.stderr)
             return 2
     if version == "online":

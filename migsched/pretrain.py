@@ -9,6 +9,7 @@ from the baseline's schedules and a critic that already knows what they are wort
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,15 @@ from migsched.versions import make_env
 TEACHERS = ("static", "greedy", "far")
 #: Demonstration episodes use seeds from here, apart from evaluation's (1,000,000 on).
 DEMO_SEED = 2_000_000
+
+
+class Stopped(Exception):
+    """Pretraining was asked to stop (a signal) before it finished."""
+
+
+def never() -> bool:
+    """A `should_stop` that never asks to stop."""
+    return False
 
 
 @dataclass(frozen=True)
@@ -37,14 +47,17 @@ class Demonstrations:
         return len(self.actions)
 
 
-def demonstrations(version: str, env_config: dict[str, int], type_tasks: str, teacher: str, episodes: int) -> Demonstrations:
-    """`episodes` seeded episodes of `teacher` in `version`'s environment, step by step."""
+def demonstrations(version: str, env_config: dict[str, Any], type_tasks: str, teacher: str, episodes: int, should_stop: Callable[[], bool] = never) -> Demonstrations:
+    """`episodes` seeded episodes of `teacher` in `version`'s environment, step by step; raises
+    Stopped as soon as `should_stop()` is true after an episode."""
     if teacher not in TEACHERS:
         raise ValueError(f"unknown teacher {teacher!r}; choose from {', '.join(TEACHERS)}")
     env = make_env(version, env_config, type_tasks)
     policy = make_baseline(teacher)
     observations, masks, actions, returns, ratios = [], [], [], [], []
     for k in range(episodes):
+        if should_stop():
+            raise Stopped
         obs, _ = env.reset(seed=DEMO_SEED + k)
         policy.reset(env, DEMO_SEED + k)
         rewards, terminated = [], False
@@ -60,10 +73,11 @@ def demonstrations(version: str, env_config: dict[str, int], type_tasks: str, te
     return Demonstrations(np.array(observations), np.array(masks), np.array(actions), np.array(returns, dtype=np.float32), float(np.mean(ratios)))
 
 
-def clone(model: Any, data: Demonstrations, epochs: int, batch_size: int = 256, seed: int | None = None) -> float:
+def clone(model: Any, data: Demonstrations, epochs: int, batch_size: int = 256, seed: int | None = None, should_stop: Callable[[], bool] = never) -> float:
     """Fit `model`'s policy to the teacher's actions and its value to the returns, with the model's
     own optimizer, for `epochs` passes; return the share of steps where the deterministic policy
-    then picks the teacher's action."""
+    then picks the teacher's action. Raises Stopped as soon as `should_stop()` is true after a
+    minibatch (the model keeps what it has learnt)."""
     policy = model.policy
     device = policy.device
     obs = torch.as_tensor(data.observations, device=device)
@@ -75,6 +89,9 @@ def clone(model: Any, data: Demonstrations, epochs: int, batch_size: int = 256, 
     for _ in range(epochs):
         order = generator.permutation(len(data))
         for start in range(0, len(order), batch_size):
+            if should_stop():
+                policy.set_training_mode(False)
+                raise Stopped
             batch = order[start : start + batch_size]
             values, log_prob, _ = policy.evaluate_actions(obs[batch], actions[batch], action_masks=masks[batch])
             loss = -log_prob.mean() + 0.5 * torch.nn.functional.mse_loss(values.flatten(), returns[batch])

@@ -11,13 +11,19 @@ checkpoints, stop on SIGINT/SIGTERM); save the model atomically under a name tha
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib.util
+import json
+import math
 import multiprocessing
+import multiprocessing.connection
 import os
+import platform
 import re
 import signal
+import sys
 import tempfile
-import zipfile
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,10 +33,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.save_util import json_to_data
 from stable_baselines3.common.vec_env import (
     DummyVecEnv,
     SubprocVecEnv,
@@ -38,11 +42,10 @@ from stable_baselines3.common.vec_env import (
     VecMonitor,
 )
 
-from migsched.a100 import NUM_SLICES
 from migsched.env import DEFAULT_QUEUE_LEN
 from migsched.evaluation import PeriodicEvaluation
-from migsched.pretrain import TEACHERS, clone, demonstrations
-from migsched.state import FIRST_RUN_ACTION
+from migsched.models import check_fits, claim, first_line, model_path, record_path, save_model, write_atomically, write_record
+from migsched.pretrain import TEACHERS, Stopped, clone, demonstrations
 from migsched.versions import REPO_ROOT, check_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -85,6 +88,21 @@ VERSION_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "online": {"pretrain": "static", "learning_rate": 1e-4},
     },
 }
+#: The largest value each integer flag accepts: far above any sensible run, low enough that a
+#: typo (an extra zero, a width in the millions) is refused instead of running for ever.
+UPPER_BOUNDS: dict[str, int] = {
+    "num_steps": 10**12,
+    "N": 256,
+    "M": 1000,
+    "n_envs": 256,
+    "n_epochs": 100,
+    "save_freq": 10**12,
+    "eval_episodes": 10_000,
+    "pretrain_episodes": 1_000_000,
+    "pretrain_epochs": 1000,
+    "queue_len": 1_000_000,
+}
+MAX_LAYERS, MAX_WIDTH = 16, 4096
 #: Episodes averaged in `rollout/makespan_ratio`, as SB3 averages `ep_rew_mean`.
 STATS_WINDOW = 100
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -135,15 +153,20 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     parser.add_argument("--eval_episodes", type=int, default=20, help="seeded episodes per evaluation (default 20)")
     args = parser.parse_args(argv)
     preset = {**PRESETS.get(args.preset, {}), **VERSION_PRESETS.get(args.preset, {}).get(version, {})}
-    if args.restore:
+    if args.restore is not None:
         preset.pop("pretrain", None)
     for flag, value in {**DEFAULT_SETTINGS, **preset}.items():
         if getattr(args, flag) is None:
             setattr(args, flag, value)
 
-    for flag in ("num_steps", "N", "M", "n_envs", "n_epochs", "save_freq", "eval_episodes", "pretrain_episodes", "pretrain_epochs"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
+    for flag, highest in UPPER_BOUNDS.items():
+        value = getattr(args, flag)
+        if value is not None and not 1 <= value <= highest:
+            parser.error(f"--{flag} must be a positive integer" + ("" if value < 1 else f" of at most {highest}") + f", got {value}")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        parser.error(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+    if args.num_steps < rollout_size(args.n_envs):
+        parser.error(f"--num_steps {args.num_steps} is less than one rollout: give at least {rollout_size(args.n_envs)} (the transitions of one rollout with --n_envs {args.n_envs})")
     if args.eval_freq is None:
         args.eval_freq = args.num_steps // 100 if args.num_steps >= 100_000 else 0
     elif args.eval_freq < 0:
@@ -154,46 +177,59 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         args.learning_rate = float(text.removeprefix("lin_"))
     except ValueError:
         parser.error(f"--learning_rate must be a number or lin_<number>, e.g. lin_0.001, got {text!r}")
-    if not args.learning_rate > 0:
-        parser.error(f"--learning_rate must be positive, got {text}")
+    if not 0 < args.learning_rate < math.inf:
+        parser.error(f"--learning_rate must be positive and finite, got {text}")
     if args.ent_coef is None:
         args.ent_coef = list(ENT_COEF_PHASES.get(version, (ENT_COEF,)))
     else:
-        message = f"--ent_coef must be one non-negative number or several separated by commas, e.g. 0.01,0.001,0, got {args.ent_coef!r}"
+        message = f"--ent_coef must be one finite non-negative number or several separated by commas, e.g. 0.01,0.001,0, got {args.ent_coef!r}"
         try:
             args.ent_coef = [float(value) for value in args.ent_coef.split(",")]
         except ValueError:
             parser.error(message)
-        if not all(value >= 0 for value in args.ent_coef):
+        if not all(0 <= value < math.inf for value in args.ent_coef):
             parser.error(message)
     widths = str(args.net_arch).split(",")
-    if not all(width.isdigit() and int(width) > 0 for width in widths):
-        parser.error(f"--net_arch must be positive layer widths separated by commas, e.g. 64,64, got {args.net_arch!r}")
+    if not all(re.fullmatch("[0-9]+", width) and 0 < int(width) <= MAX_WIDTH for width in widths) or len(widths) > MAX_LAYERS:
+        parser.error(f"--net_arch must be at most {MAX_LAYERS} layer widths of 1..{MAX_WIDTH} separated by commas, e.g. 64,64, got {args.net_arch!r}")
     args.net_arch = [int(width) for width in widths]
-    if args.pretrain and args.restore:
+    if args.pretrain and args.restore is not None:
         parser.error("--pretrain warms up a new model; it cannot be combined with --restore")
-    if args.batch_size < 2:
-        parser.error(f"--batch_size must be at least 2, got {args.batch_size}")
+    if not 2 <= args.batch_size <= rollout_size(args.n_envs):
+        parser.error(f"--batch_size must be in 2..{rollout_size(args.n_envs)} (the transitions of one rollout), got {args.batch_size}")
     if rollout_size(args.n_envs) % args.batch_size == 1:
         parser.error(f"--batch_size {args.batch_size} leaves a minibatch of one transition from a rollout of {rollout_size(args.n_envs)}")
     if version == "online":
         args.queue_len = DEFAULT_QUEUE_LEN if args.queue_len is None else args.queue_len
-        if args.queue_len < 1:
-            parser.error(f"--queue_len must be a positive integer, got {args.queue_len}")
     elif args.queue_len is not None:
         parser.error("--queue_len is for the online version only")
     if args.device == "gpu" and not torch.cuda.is_available():
         parser.error("--device gpu: CUDA is not available (no GPU visible, a CPU-only torch, or CUDA_VISIBLE_DEVICES hides it)")
     if args.progress_bar and not all(importlib.util.find_spec(name) for name in ("tqdm", "rich")):
         parser.error("--progress_bar needs the tqdm and rich packages: pip install tqdm rich")
-    if args.tensorboard_log and not importlib.util.find_spec("tensorboard"):
-        parser.error("--tensorboard_log needs the tensorboard package: pip install tensorboard")
-    if args.restore:
+    if args.tensorboard_log is not None:
+        if not importlib.util.find_spec("tensorboard"):
+            parser.error("--tensorboard_log needs the tensorboard package: pip install tensorboard")
+        problem = unwritable_folder(Path(args.tensorboard_log))
+        if problem:
+            parser.error(f"--tensorboard_log {args.tensorboard_log}: {problem}")
+    if args.restore is not None:
         try:
             check_fits(args.restore, version, args.N, args.M)
         except ValueError as exc:
-            parser.error(str(exc))
+            parser.error(f"--restore: {exc}")
     return args
+
+
+def unwritable_folder(folder: Path) -> str | None:
+    """Why files cannot be written in `folder` (created if missing), or None if they can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"cannot write there ({exc.strerror or first_line(exc)})"
+    return None
 
 
 def torch_threads(n_envs: int, vec_env: str) -> int:
@@ -209,130 +245,97 @@ def rollout_size(n_envs: int) -> int:
     return n_envs * max(1, ROLLOUT_TRANSITIONS // n_envs)
 
 
-# --- models on disk ---------------------------------------------------------------------------
-
-
-def model_path(version: str, n_slots: int, levels: int, steps: int, type_tasks: str) -> Path:
-    """`<version>/trained_models/bs3_N={N}_M={M}_s={steps}_{type_tasks}.zip`, beside its train.py."""
-    return REPO_ROOT / version / "trained_models" / f"bs3_N={n_slots}_M={levels}_s={steps}_{type_tasks}.zip"
-
-
-def numbered(path: Path, k: int) -> Path:
-    """`path` itself for k = 1, else `<stem>-<k>.zip` beside it."""
-    return path if k == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
-
-
-def link_free(tmp: str, path: Path) -> Path:
-    """Give the finished file `tmp` the first free name of `path`, `<stem>-2.zip`, `<stem>-3.zip`, ...
-    A hard link fails on a name already taken, so two runs saving the same name at once (two
-    trainings in one folder) each keep their own file. A filesystem without hard links gets the
-    first name that does not exist yet."""
-    k = 1
-    while True:
-        try:
-            os.link(tmp, numbered(path, k))
-        except FileExistsError:
-            k += 1
-            continue
-        except OSError:
-            while numbered(path, k).exists():
-                k += 1
-            os.replace(tmp, numbered(path, k))
-            return numbered(path, k)
-        os.unlink(tmp)
-        return numbered(path, k)
-
-
-def save_model(model: MaskablePPO, path: Path, replace: bool = False) -> Path:
-    """Save `model` under `path` or its next free name (`replace`: under `path` itself, for a
-    file this run owns), and return that name.
-
-    The zip is written to a hidden temporary file in the same directory, flushed to disk and then
-    given its name, so a kill during the save leaves no broken zip and never touches an existing model.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".zip")
-    os.close(handle)
-    try:
-        model.save(tmp)
-        with open(tmp, "r+b") as written:
-            os.fsync(written.fileno())
-        if replace:
-            os.replace(tmp, path)
-            return path
-        return link_free(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_model_data(path: str | Path) -> dict[str, Any]:
-    """The non-tensor part of a saved model (spaces, hyperparameters), without loading its weights."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            data = json_to_data(archive.read("data").decode())
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path} is not a Stable-Baselines3 model zip ({exc})") from None
-    if not isinstance(data.get("observation_space"), spaces.Space) or not isinstance(data.get("action_space"), spaces.Discrete):
-        raise ValueError(f"{path} is not a Stable-Baselines3 model zip of a discrete-action agent")
-    return data
-
-
-def trained_dims(data: dict[str, Any], path: str | Path) -> tuple[int, int | None]:
-    """N and M of a saved model: as recorded by this harness, else N from its action space and M
-    from a one-hot observation space or an `_M=<levels>_` in the file name (None if neither)."""
-    recorded = data.get("env_config") or {}
-    if "N" in recorded and "M" in recorded:
-        return int(recorded["N"]), int(recorded["M"])
-    n_slots = (int(data["action_space"].n) - FIRST_RUN_ACTION) // NUM_SLICES
-    if isinstance(data["observation_space"], spaces.MultiDiscrete):
-        return n_slots, int(data["observation_space"].nvec[-1]) - 1
-    named = re.search(r"_M=(\d+)_", Path(path).name)
-    return n_slots, int(named.group(1)) if named else None
-
-
-def describe(space: spaces.Space) -> str:
-    """A one-line description of a space (a MultiDiscrete by its length)."""
-    if isinstance(space, spaces.MultiDiscrete):
-        return f"MultiDiscrete({space.shape[0]} entries)"
-    return str(space)
-
-
-def check_fits(path: str | Path, version: str, n_slots: int, levels: int) -> None:
-    """A ValueError naming both sides unless the model in `path` has the spaces, N and M of `version`."""
-    if not Path(path).is_file():
-        raise ValueError(f"model file not found: {path}")
-    data = read_model_data(path)
-    trained_n, trained_m = trained_dims(data, path)
-    env = make_env(version, {"N": n_slots, "M": levels})
-    model_spaces = (data["observation_space"], data["action_space"])
-    if model_spaces != (env.observation_space, env.action_space) or (trained_n, trained_m or levels) != (n_slots, levels):
-        raise ValueError(
-            f"{path} does not fit {version} with N={n_slots} M={levels}: the model was trained with N={trained_n} "
-            f"M={trained_m or '?'} ({describe(model_spaces[0])} -> {describe(model_spaces[1])}), "
-            f"this needs {describe(env.observation_space)} -> {describe(env.action_space)}"
-        )
-
-
-def load_checked_model(path: str | Path, version: str) -> tuple[MaskablePPO, dict[str, int]]:
-    """A saved model for `version` on the CPU, and the N and M it was trained for; ValueError if it does not fit."""
-    n_slots, levels = trained_dims(read_model_data(path), path)
-    if levels is None:
-        raise ValueError(f"{path}: its M is not recorded in the model nor in its name (_M=<levels>_)")
-    check_fits(path, version, n_slots, levels)
-    return MaskablePPO.load(path, device="cpu"), {"N": n_slots, "M": levels}
-
-
 # --- environments -----------------------------------------------------------------------------
 
 
-def make_vec_env(version: str, env_config: dict[str, int], type_tasks: str, n_envs: int, vec_env: str) -> VecEnv:
-    """`n_envs` environments of `version`, in this process or one subprocess each, with episode
-    returns and lengths recorded for the log."""
-    factories = [partial(make_env, version, env_config, type_tasks)] * n_envs
+class WorkerDied(RuntimeError):
+    """An environment subprocess ended while training needed it (killed, out of memory, crashed)."""
+
+
+class GuardedPipe:
+    """The training process's end of a worker's pipe: waits on the pipe and on the worker's exit
+    together, so a dead worker raises WorkerDied instead of blocking `recv` for ever (the other
+    workers inherited the dead one's pipe, so the pipe alone never reports its end)."""
+
+    def __init__(self, connection: multiprocessing.connection.Connection, process: multiprocessing.Process, index: int) -> None:
+        self.connection = connection
+        self.process = process
+        self.index = index
+
+    def send(self, message: Any) -> None:
+        try:
+            self.connection.send(message)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            raise WorkerDied(self.death()) from None
+
+    def recv(self) -> Any:
+        ready = multiprocessing.connection.wait([self.connection, self.process.sentinel])
+        if self.connection in ready:
+            try:
+                return self.connection.recv()
+            except (EOFError, ConnectionResetError):
+                pass
+        raise WorkerDied(self.death())
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def death(self) -> str:
+        """What happened to the worker, in words."""
+        self.process.join(timeout=1.0)
+        code = self.process.exitcode
+        if code is None:
+            how = "closed its pipe"
+        elif code < 0:
+            how = f"was killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exited with status {code}"
+        return f"environment worker {self.index} (pid {self.process.pid}) {how}"
+
+
+class SupervisedSubprocVecEnv(SubprocVecEnv):
+    """SB3's SubprocVecEnv whose pipes notice a dead worker (WorkerDied) and whose `close` never
+    waits on one: it kills the workers, which hold nothing worth keeping."""
+
+    def __init__(self, env_fns: list[Callable[[], Any]], start_method: str | None = None) -> None:
+        super().__init__(env_fns, start_method=start_method)
+        self.remotes = [GuardedPipe(remote, process, k) for k, (remote, process) in enumerate(zip(self.remotes, self.processes))]
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        for process in self.processes:
+            process.kill()
+        for process in self.processes:
+            process.join()
+        self.closed = True
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process (a worker) be killed when its parent dies (Linux), and exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def worker_env(parent: int, version: str, env_config: dict[str, Any], type_tasks: str) -> Any:
+    """An environment built inside a subprocess worker: the worker dies with the training process,
+    takes SIGTERM's default action (the forked handler would only set a flag) and ignores SIGINT
+    (a Ctrl+C reaches the whole process group; the training process stops and closes the workers)."""
+    die_with_parent(parent)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return make_env(version, env_config, type_tasks)
+
+
+def make_vec_env(version: str, env_config: dict[str, Any], type_tasks: str, n_envs: int, vec_env: str) -> VecEnv:
+    """`n_envs` environments of `version`, in this process or one supervised subprocess each,
+    with episode returns and lengths recorded for the log."""
     if n_envs == 1 or vec_env == "dummy":
-        return VecMonitor(DummyVecEnv(factories))
-    return VecMonitor(SubprocVecEnv(factories, start_method=START_METHOD))
+        return VecMonitor(DummyVecEnv([partial(make_env, version, env_config, type_tasks)] * n_envs))
+    factories = [partial(worker_env, os.getpid(), version, env_config, type_tasks)] * n_envs
+    return VecMonitor(SupervisedSubprocVecEnv(factories, start_method=START_METHOD))
 
 
 # --- callbacks --------------------------------------------------------------------------------
@@ -418,19 +421,23 @@ class MakespanRatioLog(BaseCallback):
 
 
 class Checkpoints(RunCallback):
-    """Saves the model every `save_freq` timesteps of the run, named by the timesteps reached, up to
-    the `num_steps` that the final save covers."""
+    """Saves the model every `save_freq` timesteps of the run through `save(steps done)`, up to the
+    `num_steps` that the final save covers. A checkpoint that cannot be written (a full disk, a
+    folder gone read-only) is reported and training goes on."""
 
-    def __init__(self, save_freq: int, num_steps: int, name: Callable[[int], Path]) -> None:
+    def __init__(self, save_freq: int, num_steps: int, save: Callable[[int], Path]) -> None:
         super().__init__()
         self.save_freq = save_freq
         self.num_steps = num_steps
-        self.name = name
+        self.save = save
 
     def _on_step(self) -> bool:
         done, previous = self.steps_done, self.steps_done - self.training_env.num_envs
         if done < self.num_steps and done // self.save_freq > previous // self.save_freq:
-            print(f"checkpoint saved: {save_model(self.model, self.name(done))}", flush=True)
+            try:
+                print(f"checkpoint saved: {self.save(done)}", flush=True)
+            except OSError as exc:
+                print(f"checkpoint at {done} timesteps not saved ({exc.strerror or first_line(exc)}); training goes on", flush=True)
         return True
 
 
@@ -443,6 +450,10 @@ class StopOnSignal(BaseCallback):
 
     def handle(self, signum: int, frame: Any) -> None:
         self.signum = signum
+
+    def requested(self) -> bool:
+        """Whether a signal asked the run to stop."""
+        return self.signum is not None
 
     def _on_step(self) -> bool:
         return self.signum is None
@@ -466,61 +477,162 @@ class EvalCallback(RunCallback):
         return True
 
 
-def run_stem(version: str, n_slots: int, levels: int, steps: int, type_tasks: str) -> Path:
-    """The name this run's evaluation files share: the planned model's, with a suffix if a
-    previous run left a model, an `_eval.csv` or a `_best.zip` under it."""
-    base, k = model_path(version, n_slots, levels, steps, type_tasks), 1
-    stem = base.with_suffix("")
-    while any(stem.with_name(stem.name + end).exists() for end in (".zip", "_eval.csv", "_best.zip")):
-        k += 1
-        stem = base.with_name(f"{base.stem}-{k}")
-    return stem
+# --- the run's record ---------------------------------------------------------------------------
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of Python and of the libraries a model depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("migsched", "torch", "stable-baselines3", "sb3-contrib", "gymnasium", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+class RunRecord:
+    """The JSON record written beside every model of a run: what was asked (version, resolved
+    hyperparameters, command line, env_config, seed, libraries) and what was reached (timesteps,
+    wall-clock seconds, fps, the last rollout makespan ratio, the best evaluation)."""
+
+    def __init__(self, version: str, args: argparse.Namespace, env_config: dict[str, Any], argv: Sequence[str], folder: Path) -> None:
+        self.began = time.perf_counter()
+        self.training_began: float | None = None
+        self.start_timesteps = 0
+        self.ratios: deque[float] | None = None
+        self.best: dict[str, Any] | None = None
+        learning_rate = f"lin_{args.learning_rate}" if args.lr_decay else args.learning_rate
+        self.asked: dict[str, Any] = {
+            "version": version,
+            "type_tasks": args.type_tasks,
+            "env_config": env_config,
+            "seed": args.seed,
+            "num_steps": args.num_steps,
+            "restored_from": str(Path(args.restore).resolve()) if args.restore is not None else None,
+            "hyperparameters": {
+                "preset": args.preset, "n_envs": args.n_envs, "vec_env": args.vec_env, "n_steps": rollout_size(args.n_envs) // args.n_envs,
+                "batch_size": args.batch_size, "n_epochs": args.n_epochs, "learning_rate": learning_rate, "ent_coef": args.ent_coef,
+                "net_arch": args.net_arch, "pretrain": args.pretrain, "pretrain_episodes": args.pretrain_episodes if args.pretrain else None,
+                "pretrain_epochs": args.pretrain_epochs if args.pretrain else None, "save_freq": args.save_freq, "eval_freq": args.eval_freq,
+                "eval_episodes": args.eval_episodes, "device": args.device,
+            },  # fmt: skip
+            "command": {"argv": ["train.py", *argv], "cwd": os.getcwd(), "script": str(folder / "train.py")},
+            "libraries": library_versions(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+    def training_started(self, model: Any, ratios: deque[float]) -> None:
+        """Note the model's count and the clock as `learn` starts, and where the rollout ratios are kept."""
+        self.start_timesteps = model.num_timesteps
+        self.training_began = time.perf_counter()
+        self.ratios = ratios
+
+    def snapshot(self, model: Any, status: str) -> dict[str, Any]:
+        """The record now: `status` (running, checkpoint, best, finished, stopped by ..., ...)."""
+        record = {**self.asked, "status": status, "wall_clock_s": round(time.perf_counter() - self.began, 3)}
+        if model is not None:
+            steps = model.num_timesteps - self.start_timesteps
+            seconds = time.perf_counter() - self.training_began if self.training_began else 0.0
+            record |= {
+                "timesteps": model.num_timesteps,
+                "steps_this_run": steps,
+                "fps": round(steps / seconds, 1) if seconds > 0 else None,
+                "hyperparameters": {**self.asked["hyperparameters"], "gamma": model.gamma, "gae_lambda": model.gae_lambda, "clip_range": model.clip_range(1)},
+                "rollout_makespan_ratio": float(np.mean(self.ratios)) if self.ratios else None,
+                "best_evaluation": self.best,
+            }
+        return record
+
+
+# --- saving -------------------------------------------------------------------------------------
+
+
+def save_or_rescue(model: Any, path: Path, record: dict[str, Any], claimed: bool) -> tuple[Path | None, str | None]:
+    """Save the final model under `path` (or its next free name); if that fails, under the same
+    name in a rescue folder of the system's temporary directory. Returns where it went (None if
+    nowhere) and what went wrong (None if nothing)."""
+    try:
+        return save_model(model, path, record, claimed=claimed), None
+    except OSError as exc:
+        problem = f"could not save the model in {path.parent} ({exc.strerror or first_line(exc)})"
+    rescue = Path(tempfile.gettempdir()) / "migsched-rescue" / path.name
+    try:
+        return save_model(model, rescue, record), f"{problem}; saved it to {rescue.parent} instead"
+    except OSError as exc:
+        return None, f"{problem}, nor in {rescue.parent} ({exc.strerror or first_line(exc)}): the model is lost"
 
 
 # --- main -------------------------------------------------------------------------------------
 
 
-def main(version: str, argv: Sequence[str] | None = None) -> int:
-    """The `train.py` command of a version folder; returns the exit status."""
+def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = None) -> int:
+    """The `train.py` command of a version folder; returns the exit status. Models go to
+    `<folder>/trained_models/`: train.py passes its own folder (default: the version's folder in
+    this repository)."""
     check_version(version)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(version, argv)
+    folder = Path(folder or REPO_ROOT / version).resolve()
+    env_config = {"N": args.N, "M": args.M} | ({"queue_len": args.queue_len} if version == "online" else {})
+    record = RunRecord(version, args, env_config, argv, folder)
+    name = partial(model_path, folder, args.N, args.M, type_tasks=args.type_tasks)
+    try:
+        run_path = claim(name(steps=args.num_steps), record.snapshot(None, "running"))
+    except OSError as exc:
+        print(f"train.py: error: cannot write models in {name(steps=0).parent}: {exc.strerror or first_line(exc)}", file=sys.stderr)
+        return 2
     if args.device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(torch_threads(args.n_envs, args.vec_env))
     torch.distributions.Distribution.set_default_validate_args(False)  # argument checks cost ~10% of the fps
 
-    # Handlers first: forked environment workers inherit them, so a Ctrl+C to the whole
-    # process group does not kill them while the main process saves.
     stop = StopOnSignal()
     previous = {signum: signal.signal(signum, stop.handle) for signum in EXIT_STATUS}
-
-    env_config = {"N": args.N, "M": args.M} | ({"queue_len": args.queue_len} if version == "online" else {})
     env = make_vec_env(version, env_config, args.type_tasks, args.n_envs, args.vec_env)
     device = "cuda" if args.device == "gpu" else "cpu"
     settings = dict(n_steps=rollout_size(args.n_envs) // args.n_envs, batch_size=args.batch_size, n_epochs=args.n_epochs, learning_rate=args.learning_rate, tensorboard_log=args.tensorboard_log, verbose=1, seed=args.seed, device=device)
-    if args.restore:
+    failure: str | None = None
+    if args.restore is not None:
         model = MaskablePPO.load(args.restore, env=env, **settings)
     else:
         net_arch = dict(pi=args.net_arch, vf=args.net_arch)
         model = MaskablePPO("MlpPolicy", env, gamma=1.0, ent_coef=args.ent_coef[0], policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings)
         if args.pretrain:
-            data = demonstrations(version, env_config, args.type_tasks, args.pretrain, args.pretrain_episodes)
-            agreement = clone(model, data, args.pretrain_epochs, seed=args.seed)
-            print(
-                f"pretrained on {args.pretrain}: {len(data)} steps of {args.pretrain_episodes} episodes (its mean makespan / lower bound "
-                f"{data.teacher_ratio:.4f}), {args.pretrain_epochs} epochs, the policy now agrees on {agreement:.1%} of them",
-                flush=True,
-            )
+            try:
+                data = demonstrations(version, env_config, args.type_tasks, args.pretrain, args.pretrain_episodes, should_stop=stop.requested)
+                agreement = clone(model, data, args.pretrain_epochs, seed=args.seed, should_stop=stop.requested)
+            except Stopped:
+                print(f"pretraining on {args.pretrain} stopped by {signal.Signals(stop.signum).name}", flush=True)
+            else:
+                print(
+                    f"pretrained on {args.pretrain}: {len(data)} steps of {args.pretrain_episodes} episodes (its mean makespan / lower bound "
+                    f"{data.teacher_ratio:.4f}), {args.pretrain_epochs} epochs, the policy now agrees on {agreement:.1%} of them",
+                    flush=True,
+                )
     model.env_config = env_config  # saved with the model: restores and evaluate.py read N and M from it
 
-    name = partial(model_path, version, args.N, args.M, type_tasks=args.type_tasks)
-    callbacks: list[BaseCallback] = [stop, MakespanRatioLog(), Checkpoints(args.save_freq, args.num_steps, name)]
+    ratio_log = MakespanRatioLog()
+
+    def save_checkpoint(steps: int) -> Path:
+        return save_model(model, name(steps=steps), record.snapshot(model, "checkpoint"))
+
+    callbacks: list[BaseCallback] = [stop, ratio_log, Checkpoints(args.save_freq, args.num_steps, save_checkpoint)]
     model.ent_coef = args.ent_coef[0]
     if len(args.ent_coef) > 1:
         callbacks.append(EntropySchedule(args.ent_coef, args.num_steps))
     if args.eval_freq:
-        stem = run_stem(version, args.N, args.M, args.num_steps, args.type_tasks)
+        stem = run_path.with_suffix("")
         best = stem.with_name(stem.name + "_best.zip")
-        evaluation = PeriodicEvaluation(version, env_config, args.type_tasks, args.eval_freq, args.eval_episodes, stem.with_name(stem.name + "_eval.csv"), partial(save_model, path=best, replace=True))
+
+        def save_best(model: MaskablePPO) -> Path:
+            record.best = {"timesteps": model.num_timesteps, "makespan_ratio": evaluation.best, "model": str(best)}
+            write_atomically(best, model.save)
+            write_record(record_path(best), record.snapshot(model, "best") | {"model": str(best)})
+            return best
+
+        evaluation = PeriodicEvaluation(version, env_config, args.type_tasks, args.eval_freq, args.eval_episodes, stem.with_name(stem.name + "_eval.csv"), save_best)
         callbacks.append(EvalCallback(evaluation))
     start = model.num_timesteps
     if args.lr_decay:
@@ -534,25 +646,45 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"training {version}: N={args.N} M={args.M} {args.type_tasks}, {args.num_steps} timesteps from {start} "
-        f"({'restored from ' + args.restore if args.restore else 'new model'}), {args.n_envs} env(s) x {model.n_steps} steps per rollout, {device}",
+        f"({'restored from ' + args.restore if args.restore is not None else 'new model'}), {args.n_envs} env(s) x {model.n_steps} steps per rollout, {device}",
         flush=True,
     )
+    record.training_started(model, ratio_log.ratios)
     try:
-        model.learn(
-            args.num_steps,
-            callback=CallbackList(callbacks),
-            reset_num_timesteps=False,
-            tb_log_name=f"{version}_N={args.N}_M={args.M}_{args.type_tasks}",
-            progress_bar=args.progress_bar,
-        )
+        if not stop.requested():
+            model.learn(
+                args.num_steps,
+                callback=CallbackList(callbacks),
+                reset_num_timesteps=False,
+                tb_log_name=f"{version}_N={args.N}_M={args.M}_{args.type_tasks}",
+                progress_bar=args.progress_bar,
+            )
+    except WorkerDied as exc:
+        failure = str(exc)
     finally:
         env.close()
 
     reached = model.num_timesteps - start
-    if stop.signum is not None:
-        print(f"stopped by {signal.Signals(stop.signum).name} after {reached} timesteps of this run", flush=True)
-    path = save_model(model, name(steps=args.num_steps if stop.signum is None else reached))
-    print(f"model saved: {path}", flush=True)
+    if stop.requested():
+        status = f"stopped by {signal.Signals(stop.signum).name}"
+    elif failure:
+        status = f"stopped: {failure}"
+    else:
+        status = "finished"
+    if status != "finished":
+        print(f"{status} after {reached} timesteps of this run", flush=True)
+    finished = status == "finished"
+    path, problem = save_or_rescue(model, run_path if finished else name(steps=reached), record.snapshot(model, status), claimed=finished)
+    if path is not None:
+        print(f"model saved: {path}", flush=True)
+    if not finished:
+        try:
+            write_record(record_path(run_path), record.snapshot(model, status) | {"model": str(path) if path else None})
+        except OSError:
+            pass  # the model's own record, or the error below, says where it is
     for signum, handler in previous.items():
         signal.signal(signum, handler)
+    if failure or problem:
+        print(f"train.py: error: {'; '.join(filter(None, (failure, problem)))}" + (f"; model saved: {path}" if path and failure else ""), file=sys.stderr)
+        return 1
     return EXIT_STATUS.get(stop.signum, 0)

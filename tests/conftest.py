@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,23 @@ import pytest
 from migsched import VERSIONS, make_env
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def version_copy(version: str, parent: Path) -> Path:
+    """A copy of a version folder's scripts under `parent`: its train.py writes its models there,
+    so tests never touch the repository's own trained_models/ nor each other's."""
+    folder = parent / version
+    folder.mkdir(parents=True, exist_ok=True)
+    for script in (ROOT / version).glob("*.py"):
+        shutil.copy(script, folder)
+    return folder
+
+
+def script_env() -> dict[str, str]:
+    """The environment of a script a test runs: one torch thread (tests run scripts side by side
+    on few cores, where more threads only spin against each other) and unbuffered output."""
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
 def load_golden() -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ from conftest import DATA
 from migsched.evaluation import AgentPolicy
 from migsched.evaluation import main as evaluate_main
 from migsched.policies.base import run_episode
-from migsched.training import load_checked_model, parse_args
+from migsched.models import load_checked_model
+from migsched.training import parse_args
 from migsched.workloads import parse_task_file
 
 ROOT = Path(__file__).resolve().parent.parent

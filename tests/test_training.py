@@ -1,12 +1,13 @@
 """Each version's train.py: the model it writes, restoring, SIGINT/SIGTERM, bad flags, the entropy schedule.
 
-The trainings are real `python <version>/train.py` subprocesses with a small N and M and one
-2048-step rollout, all started at once; the models they write beside train.py are removed at
-the end. Runs of this session are told apart from any other's by their --num_steps.
+The trainings are real `python train.py ...` subprocesses of copies of the version folders in a
+temporary folder (so their models land there), with a small N and M and one 2048-step rollout,
+run a few at a time with one torch thread each; each is waited for until it exits.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -14,52 +15,56 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import ROOT, script_env, version_copy
 from sb3_contrib import MaskablePPO
 
 from migsched import VERSIONS
+from migsched.models import model_path, save_model
 from migsched.training import (
     ENT_COEF_PHASES,
     EntropySchedule,
     LinearToZero,
     entropy_coefficient,
     main,
-    model_path,
     parse_args,
-    save_model,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 N, M, WORKLOAD = 4, 5, "mix_scaling_soft"
-STEPS = 100 + os.getpid() % 900  # this session's --num_steps: its model names are its own
+ROLLOUT = STEPS = 2048
 SAVE_FREQ = STEPS // 2
-ROLLOUT = 2048
-TIMEOUT = 180
+#: Trainings run at once: as many as there are cores, so none waits on a busy machine's scheduler more than it must.
+AT_ONCE = max(1, len(os.sched_getaffinity(0)))
+#: Only against a hang: a run here takes seconds on a quiet machine and a few minutes on a loaded one.
+HANG_GUARD_S = 1800
 torch.set_num_threads(1)  # the models loaded here are small; more threads only contend with the trainings
 
 
 def flags(version: str, steps: int = STEPS, *extra: str) -> list[str]:
-    """Small, fast training flags; one rollout of 2048 steps, 20 minibatches of 1024, no evaluations
+    """Small, fast training flags; one rollout of 2048 steps, 2 minibatches of 1024, no evaluations
     (test_eval_training covers those)."""
     online = ["--queue_len", "9"] if version == "online" else []
     return ["--num_steps", str(steps), "--N", str(N), "--M", str(M), "--type_tasks", WORKLOAD, "--batch_size", "1024", "--seed", "0", "--eval_freq", "0", *online, *extra]
 
 
 class Training:
-    """A `python train.py ...` subprocess whose output goes to a file, optionally sent a signal
-    once a given text shows in that output."""
+    """A `python train.py ...` subprocess of a version folder (a copy) whose output goes to a
+    file, optionally sent a signal once a given text shows in that output."""
 
-    def __init__(self, version: str, argv: list[str], log: Path, cwd: Path | None = None, signal_on: tuple[str, int] | None = None) -> None:
-        self.log = log
-        self.signal_on = signal_on
-        script = ROOT / version / "train.py"
-        with open(log, "w") as out:
+    def __init__(self, folder: Path, argv: list[str], log: Path, cwd: Path | None = None, signal_on: tuple[str, int] | None = None) -> None:
+        self.folder, self.argv, self.log, self.cwd, self.signal_on = folder, argv, log, cwd, signal_on
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Training:
+        with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, str(script), *argv], cwd=cwd or script.parent, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1")
+                [sys.executable, str(self.folder / "train.py"), *self.argv], cwd=self.cwd or self.folder, stdout=out, stderr=subprocess.STDOUT, env=script_env()
             )
+        return self
 
     @property
     def output(self) -> str:
@@ -77,41 +82,56 @@ class Training:
         return [Path(p) for p in re.findall(r"(?:checkpoint|model) saved: (.+\.zip)$", self.output, re.MULTILINE)]
 
 
+def run_all(first: list[Training], then: Callable[[Training], Training | None] = lambda t: None) -> None:
+    """Run `first` and whatever `then(finished training)` adds, AT_ONCE at a time, until all have exited."""
+    waiting, running = list(first), []
+    guard = time.monotonic() + HANG_GUARD_S
+    while waiting or running:
+        while waiting and len(running) < AT_ONCE:
+            running.append(waiting.pop(0).start())
+        for training in [t for t in running if not t.poll()]:
+            running.remove(training)
+            follow = then(training)
+            if follow is not None:
+                waiting.append(follow)
+        assert time.monotonic() < guard, "a training hung"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory):
-    """Per version, all at once: a short training; then, run from the repository root, a restore
-    of its model stopped by SIGINT as soon as it starts; beside them a fresh run with two
-    subprocess environments stopped by SIGTERM after its first rollout. Removes their models after."""
+    """Per version: a short training; then, run from the copies' parent folder, a restore of its
+    model stopped by SIGINT as soon as it starts; and a fresh run with two subprocess
+    environments stopped by SIGTERM after its first rollout."""
     logs = tmp_path_factory.mktemp("train_logs")
+    root = tmp_path_factory.mktemp("versions")
     done: dict[str, dict[str, Training]] = {}
     for version in VERSIONS:
+        folder = version_copy(version, root)
         done[version] = {
-            "short": Training(version, flags(version, STEPS, "--save_freq", str(SAVE_FREQ)), logs / f"{version}-short.log"),
-            "sigterm": Training(version, flags(version, 10**9, "--n_envs", "2"), logs / f"{version}-sigterm.log", signal_on=("total_timesteps", signal.SIGTERM)),
+            "short": Training(folder, flags(version, STEPS, "--save_freq", str(SAVE_FREQ)), logs / f"{version}-short.log"),
+            "sigterm": Training(folder, flags(version, 10**9, "--n_envs", "2"), logs / f"{version}-sigterm.log", signal_on=("total_timesteps", signal.SIGTERM)),
         }
 
-    def trainings() -> list[Training]:
-        return [t for per_version in done.values() for t in per_version.values()]
+    def restore(training: Training) -> Training | None:
+        version = training.folder.name
+        if training is not done[version]["short"]:
+            return None
+        assert training.proc.returncode == 0, training.output
+        source = f"{version}/trained_models/{model_path(training.folder, N, M, STEPS, WORKLOAD).name}"
+        done[version]["sigint"] = Training(training.folder, flags(version, 10**9, "--restore", source), logs / f"{version}-sigint.log", cwd=root, signal_on=(f"training {version}:", signal.SIGINT))
+        return done[version]["sigint"]
 
+    trainings = [t for per_version in done.values() for t in per_version.values()]
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while any([t.poll() for t in trainings()]) or any("sigint" not in per_version for per_version in done.values()):
-            for version, per_version in done.items():
-                if "sigint" not in per_version and per_version["short"].proc.poll() is not None:
-                    assert per_version["short"].proc.returncode == 0, per_version["short"].output
-                    source = f"{version}/trained_models/{model_path(version, N, M, STEPS, WORKLOAD).name}"
-                    argv = flags(version, 10**9, "--restore", source)
-                    per_version["sigint"] = Training(version, argv, logs / f"{version}-sigint.log", cwd=ROOT, signal_on=(f"training {version}:", signal.SIGINT))
-            assert time.monotonic() < deadline, "trainings did not finish in time"
-            time.sleep(0.05)
+        run_all(trainings, restore)
         yield done
     finally:
-        for training in trainings():
-            if training.proc.poll() is None:
-                training.proc.kill()
-                training.proc.wait()
-            for path in training.saved():
-                path.unlink(missing_ok=True)
+        for per_version in done.values():
+            for training in per_version.values():
+                if training.proc is not None and training.proc.poll() is None:
+                    training.proc.kill()
+                    training.proc.wait()
 
 
 @pytest.fixture(params=VERSIONS)
@@ -127,22 +147,42 @@ def reached(training: Training) -> int:
     return int(re.search(r"after (\d+) timesteps of this run", training.output).group(1))
 
 
-def test_short_training_writes_a_loadable_model_with_checkpoints(version: str, runs) -> None:
+def record(model: Path) -> dict:
+    return json.loads(model.with_suffix(".json").read_text())
+
+
+def test_short_training_writes_a_loadable_model_with_checkpoints_beside_its_train_py(version: str, runs) -> None:
     short = runs[version]["short"]
-    folder = ROOT / version / "trained_models"
-    checkpoints = [folder / model_path(version, N, M, SAVE_FREQ * k, WORKLOAD).name for k in range(1, 3) if SAVE_FREQ * k < STEPS]
-    assert short.saved() == [*checkpoints, model_path(version, N, M, STEPS, WORKLOAD)]
+    folder = short.folder / "trained_models"
+    checkpoint = model_path(short.folder, N, M, SAVE_FREQ, WORKLOAD)
+    assert short.saved() == [checkpoint, model_path(short.folder, N, M, STEPS, WORKLOAD)]
+    assert {p.parent for p in short.saved()} == {folder}
     model = load(short.saved()[-1])
     assert model.num_timesteps == ROLLOUT
     assert model.env_config["N"] == N and model.env_config["M"] == M
-    assert load(checkpoints[0]).num_timesteps == SAVE_FREQ
+    assert load(checkpoint).num_timesteps == SAVE_FREQ
     assert "ep_rew_mean" in short.output and "makespan_ratio" in short.output
+
+
+def test_every_model_has_its_run_record_beside_it(version: str, runs) -> None:
+    short = runs[version]["short"]
+    checkpoint, final = short.saved()
+    first, last = record(checkpoint), record(final)
+    assert (first["status"], first["timesteps"], first["model"]) == ("checkpoint", SAVE_FREQ, str(checkpoint))
+    assert (last["status"], last["timesteps"], last["steps_this_run"], last["model"]) == ("finished", STEPS, STEPS, str(final))
+    for data in (first, last):
+        assert data["version"] == version and data["seed"] == 0 and data["env_config"]["N"] == N
+        assert data["command"]["argv"] == ["train.py", *short.argv] and data["command"]["script"] == str(short.folder / "train.py")
+        assert data["hyperparameters"]["batch_size"] == 1024 and data["hyperparameters"]["gamma"] == 1.0
+        assert data["libraries"]["stable-baselines3"] and data["libraries"]["torch"]
+        assert data["fps"] > 0 and data["wall_clock_s"] > 0
+    assert last["rollout_makespan_ratio"] >= 1.0 and last["best_evaluation"] is None
 
 
 def test_restore_continues_the_count_and_keeps_its_source(version: str, runs) -> None:
     (saved,) = runs[version]["sigint"].saved()
     assert load(saved).num_timesteps == ROLLOUT + reached(runs[version]["sigint"])
-    assert load(model_path(version, N, M, STEPS, WORKLOAD)).num_timesteps == ROLLOUT
+    assert load(model_path(runs[version]["short"].folder, N, M, STEPS, WORKLOAD)).num_timesteps == ROLLOUT
 
 
 @pytest.mark.parametrize(("name", "status"), [("sigint", 130), ("sigterm", 143)])
@@ -151,7 +191,12 @@ def test_a_signal_saves_the_timesteps_reached(version: str, runs, name: str, sta
     assert training.proc.returncode == status, training.output
     (saved,) = training.saved()
     assert re.fullmatch(rf"bs3_N={N}_M={M}_s={reached(training)}_{WORKLOAD}(-\d+)?\.zip", saved.name)
-    assert saved.parent == ROOT / version / "trained_models"
+    assert saved.parent == training.folder / "trained_models"
+    assert record(saved)["status"] == f"stopped by {name.upper()}"
+    # The run's own record, under the name it planned, says where its model went.
+    planned_name = model_path(training.folder, N, M, 10**9, WORKLOAD).stem
+    (planned,) = [r for p in saved.parent.glob(f"{planned_name}*.json") if (r := json.loads(p.read_text()))["command"]["argv"][1:] == training.argv]
+    assert (planned["status"], planned["model"]) == (f"stopped by {name.upper()}", str(saved))
     if name == "sigterm":
         assert load(saved).num_timesteps == reached(training) >= ROLLOUT
 
@@ -176,31 +221,51 @@ def fails(version: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> 
 INVALID = [
     (["--num_steps", "-5"], "--num_steps must be a positive integer"),
     (["--num_steps", "many"], "invalid int value"),
+    (["--num_steps", "10"], "--num_steps 10 is less than one rollout: give at least 2048"),
+    (["--num_steps", "4000", "--n_envs", "3"], None),
     (["--N", "0"], "--N must be a positive integer"),
+    (["--N", "100000"], "--N must be a positive integer of at most 256"),
     (["--M", "-1"], "--M must be a positive integer"),
+    (["--M", "10000000"], "--M must be a positive integer of at most 1000"),
     (["--n_envs", "0"], "--n_envs must be a positive integer"),
+    (["--n_envs", "100000"], "--n_envs must be a positive integer of at most 256"),
     (["--save_freq", "0"], "--save_freq must be a positive integer"),
-    (["--batch_size", "1"], "--batch_size must be at least 2"),
+    (["--batch_size", "1"], "--batch_size must be in 2..2048"),
+    (["--batch_size", "4096"], "--batch_size must be in 2..2048"),
     (["--n_epochs", "0"], "--n_epochs must be a positive integer"),
-    (["--learning_rate", "-0.1"], "--learning_rate must be positive"),
-    (["--learning_rate", "lin_-0.1"], "--learning_rate must be positive"),
+    (["--n_epochs", "1000000000"], "--n_epochs must be a positive integer of at most 100"),
+    (["--seed", "-1"], "--seed must be in 0..4294967295"),
+    (["--seed", str(2**32)], "--seed must be in 0..4294967295"),
+    (["--learning_rate", "-0.1"], "--learning_rate must be positive and finite"),
+    (["--learning_rate", "lin_-0.1"], "--learning_rate must be positive and finite"),
+    (["--learning_rate", "inf"], "--learning_rate must be positive and finite"),
+    (["--learning_rate", "nan"], "--learning_rate must be positive and finite"),
     (["--learning_rate", "lin_fast"], "--learning_rate must be a number or lin_<number>"),
-    (["--net_arch", "64,x"], "--net_arch must be positive layer widths"),
-    (["--net_arch", "0"], "--net_arch must be positive layer widths"),
-    (["--ent_coef", "0.01,x"], "--ent_coef must be one non-negative number or several"),
-    (["--ent_coef", "-0.1"], "--ent_coef must be one non-negative number or several"),
+    (["--net_arch", "64,x"], "--net_arch must be at most 16 layer widths of 1..4096"),
+    (["--net_arch", "0"], "--net_arch must be at most 16 layer widths of 1..4096"),
+    (["--net_arch", "\u00b2"], "--net_arch must be at most 16 layer widths of 1..4096"),
+    (["--net_arch", "64,100000"], "--net_arch must be at most 16 layer widths of 1..4096"),
+    (["--net_arch", ",".join(["8"] * 17)], "--net_arch must be at most 16 layer widths of 1..4096"),
+    (["--ent_coef", "0.01,x"], "--ent_coef must be one finite non-negative number or several"),
+    (["--ent_coef", "-0.1"], "--ent_coef must be one finite non-negative number or several"),
+    (["--ent_coef", "inf"], "--ent_coef must be one finite non-negative number or several"),
     (["--pretrain", "cpsat"], "invalid choice"),
     (["--pretrain", "greedy", "--pretrain_episodes", "0"], "--pretrain_episodes must be a positive integer"),
     (["--type_tasks", "heavy"], "invalid choice"),
     (["--device", "tpu"], "invalid choice"),
-    (["--restore", "missing.zip"], "model file not found: missing.zip"),
+    (["--restore", "missing.zip"], "--restore: model file not found: missing.zip"),
+    (["--restore", ""], "--restore: the model path is empty"),
     (["--restore", __file__], "is not a Stable-Baselines3 model zip"),
+    (["--tensorboard_log", __file__], f"--tensorboard_log {__file__}: cannot write there"),
 ]
 
 
 @pytest.mark.parametrize(("argv", "message"), INVALID)
-def test_an_invalid_flag_exits_2_before_anything_is_built(version: str, argv: list[str], message: str, capsys) -> None:
-    assert message in fails(version, argv, capsys)
+def test_an_invalid_flag_exits_2_before_anything_is_built(version: str, argv: list[str], message: str | None, capsys) -> None:
+    if message is None:  # a valid edge: 3 environments of 682 steps make a rollout of 2046
+        assert parse_args(version, argv).num_steps == 4000
+    else:
+        assert message in fails(version, argv, capsys)
 
 
 def test_queue_len_is_for_online_only(version: str, capsys) -> None:
@@ -222,7 +287,7 @@ def test_the_script_itself_prints_one_line_and_exits_2() -> None:
 
 
 def test_a_mismatched_restore_names_both_and_exits_2(version: str, runs, capsys) -> None:
-    float_model = str(model_path("float", N, M, STEPS, WORKLOAD))
+    float_model = str(runs["float"]["short"].saved()[-1])
     if version in ("float", "entropy", "direct_reconfig"):  # the float model fits these spaces at N=4 M=5
         err = fails(version, ["--N", str(N + 1), "--M", str(M), "--restore", float_model], capsys)
         assert f"does not fit {version} with N={N + 1} M={M}" in err and f"trained with N={N} M={M}" in err
@@ -234,10 +299,10 @@ def test_a_mismatched_restore_names_both_and_exits_2(version: str, runs, capsys)
 
 
 def test_pretrain_is_for_a_new_model_only(runs, capsys) -> None:
-    float_model = str(model_path("float", N, M, STEPS, WORKLOAD))
+    float_model = str(runs["float"]["short"].saved()[-1])
     err = fails("float", ["--N", str(N), "--M", str(M), "--restore", float_model, "--pretrain", "greedy"], capsys)
     assert "--pretrain warms up a new model; it cannot be combined with --restore" in err
-    online_model = str(model_path("online", N, M, STEPS, WORKLOAD))
+    online_model = str(runs["online"]["short"].saved()[-1])
     restored = parse_args("online", ["--N", str(N), "--M", str(M), "--restore", online_model, "--preset", "fast"])
     assert (restored.pretrain, restored.learning_rate) == (None, 1e-4)
 
@@ -270,19 +335,15 @@ def test_a_linear_learning_rate_falls_to_zero_over_this_run_even_after_a_restore
     assert [schedule(1 - t / 4000) for t in (3000, 3250, 3500, 4000)] == pytest.approx([1e-3, 7.5e-4, 5e-4, 0.0])
 
 
-def test_a_linear_learning_rate_reaches_the_optimizer(capsys) -> None:
+def test_a_linear_learning_rate_reaches_the_optimizer(tmp_path: Path, capsys) -> None:
     steps = 3 * ROLLOUT
-    assert main("float", flags("float", steps, "--learning_rate", "lin_0.001")) == 0
+    assert main("float", flags("float", steps, "--learning_rate", "lin_0.001"), folder=tmp_path) == 0
     out = capsys.readouterr().out
     assert "learning_rate=lin_0.001" in out
     # The first two updates, after 2048 and 4096 steps, used 2/3 and 1/3 of the rate; the last, 0.
     logged = [float(v) for v in re.findall(r"\|\s+learning_rate\s+\|\s+([\d.e-]+)", out)]
     assert logged == pytest.approx([1e-3 * 2 / 3, 1e-3 / 3], rel=1e-2)
-    path = model_path("float", N, M, steps, WORKLOAD)
-    try:
-        assert load(path).policy.optimizer.param_groups[0]["lr"] == 0.0
-    finally:
-        path.unlink(missing_ok=True)
+    assert load(model_path(tmp_path, N, M, steps, WORKLOAD)).policy.optimizer.param_groups[0]["lr"] == 0.0
 
 
 def test_entropy_versions_print_each_change(runs) -> None:
@@ -308,34 +369,36 @@ class FakeModel:
             raise KeyboardInterrupt
 
 
-def no_hard_links(source: str, target: Path) -> None:
-    raise PermissionError("hard links not supported")
+RECORD = {"version": "float"}
 
 
-@pytest.mark.parametrize(
-    ("patched", "name", "value"),
-    [
-        # Another run saving the same name at the same moment: every existence check says "free".
-        (Path, "exists", lambda self: False),
-        # A filesystem without hard links.
-        (os, "link", no_hard_links),
-    ],
-    ids=["a-name-taken-after-it-looked", "no-hard-links"],
-)
-def test_two_saves_of_one_name_keep_both_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patched: object, name: str, value: object) -> None:
-    monkeypatch.setattr(patched, name, value)
+def test_two_saves_of_one_name_keep_both_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another run saving the same name at the same moment: every existence check says "free".
+    monkeypatch.setattr(Path, "exists", lambda self: False)
     target = tmp_path / "bs3_N=4_M=5_s=10_wide_times.zip"
     second = target.with_name("bs3_N=4_M=5_s=10_wide_times-2.zip")
-    assert [save_model(FakeModel(data), target) for data in (b"one", b"two")] == [target, second]
+    assert [save_model(FakeModel(data), target, RECORD) for data in (b"one", b"two")] == [target, second]
     assert (target.read_bytes(), second.read_bytes()) == (b"one", b"two")
-    assert len(list(tmp_path.iterdir())) == 2
+    assert json.loads(second.with_suffix(".json").read_text()) == {"version": "float", "model": str(second)}
+    assert len(list(tmp_path.iterdir())) == 4
 
 
 def test_saves_take_the_next_free_name_and_are_atomic(tmp_path: Path) -> None:
     target = tmp_path / "models" / "bs3_N=4_M=5_s=10_wide_times.zip"
-    assert save_model(FakeModel(b"first"), target) == target
-    assert save_model(FakeModel(b"second"), target) == target.with_name("bs3_N=4_M=5_s=10_wide_times-2.zip")
+    assert save_model(FakeModel(b"first"), target, RECORD) == target
+    assert save_model(FakeModel(b"second"), target, RECORD) == target.with_name("bs3_N=4_M=5_s=10_wide_times-2.zip")
     with pytest.raises(KeyboardInterrupt):
-        save_model(FakeModel(b"broken", fail=True), target)
+        save_model(FakeModel(b"broken", fail=True), target, RECORD)
     assert target.read_bytes() == b"first"
-    assert {p.name for p in target.parent.iterdir()} == {target.name, "bs3_N=4_M=5_s=10_wide_times-2.zip"}
+    assert {p.name for p in target.parent.iterdir()} == {f"bs3_N=4_M=5_s=10_wide_times{k}.{ext}" for k in ("", "-2") for ext in ("zip", "json")}
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_saved_models_and_records_honour_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    previous = os.umask(umask)
+    try:
+        saved = save_model(FakeModel(b"model"), tmp_path / "bs3_N=4_M=5_s=10_wide_times.zip", RECORD)
+    finally:
+        os.umask(previous)
+    assert saved.stat().st_mode & 0o777 == mode
+    assert saved.with_suffix(".json").stat().st_mode & 0o777 == mode
