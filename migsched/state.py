@@ -185,7 +185,9 @@ class SchedState:
         self.log.append(Decision(RUN, task, instance))
         free = self.real_free
         if free is not None:
-            end = max(free[s] for s in info.slices) + self.task_times[task][info.column]
+            # replay starts the run at the max of its slices' free times; they are all equal
+            # (an instance's slices are only ever set together), so its first slice's is that max
+            end = free[info.start] + self.task_times[task][info.column]
             for s in info.slices:
                 free[s] = end
             if end > self.real_makespan:

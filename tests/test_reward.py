@@ -57,16 +57,18 @@ def test_random_rollouts_return_each_rewards_definition(version: str, seed: int)
         assert real["return"] == pytest.approx(real_return(real_env, real["info"]), rel=1e-9, abs=1e-12)
 
 
-def test_real_reward_follows_the_replayed_makespan_step_by_step(version: str) -> None:
+@pytest.mark.parametrize("seed", range(4))
+def test_real_reward_follows_the_replayed_makespan_step_by_step(version: str, seed: int) -> None:
     env = small_env(version, n=6, m=9, type_tasks="wide_times", reward="real")
-    env.reset(seed=3)
-    rng = np.random.default_rng(3)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
     st = env.state
     previous = max(env.initial_free)
     while True:
         _, reward, terminated, _, _ = env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
-        makespan = replay(st.tasks, st.log, st.initial_partition, env.initial_free, record=False).makespan
-        assert st.real_makespan == makespan
+        schedule = replay(st.tasks, st.log, st.initial_partition, env.initial_free, record=False)
+        makespan = schedule.makespan
+        assert st.real_free == schedule.free and st.real_makespan == makespan
         assert reward == pytest.approx(-(makespan - previous) / st.step_seconds, rel=1e-12, abs=1e-12)
         previous = makespan
         if terminated:
