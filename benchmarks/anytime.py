@@ -170,9 +170,16 @@ def plot(rows: Sequence[Measurement], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.8))
     grouped = groups(rows)
     for method, style in (("search", "o-"), ("cpsat", "s-")):
-        points = sorted((statistics.mean(r.seconds for r in g), statistics.mean(r.ratio for r in g)) for (m, _), g in grouped.items() if m == method)
+        points = sorted(
+            (statistics.mean(r.seconds for r in g), statistics.mean(r.ratio for r in g), sum(bool(r.from_hint) for r in g) > len(g) / 2)
+            for (m, _), g in grouped.items() if m == method
+        )
         if points:
-            ax.plot(*zip(*points), style, label="agent search" if method == "search" else "CP-SAT (1 worker)")
+            xs, ys, _ = zip(*points)
+            (line,) = ax.plot(xs, ys, style, label="agent search" if method == "search" else "CP-SAT (1 worker; hollow: mostly the hint's schedule)")
+            hollow = [(x, y) for x, y, h in points if h]
+            if hollow:
+                ax.plot(*zip(*hollow), "s", markersize=9, markerfacecolor="white", markeredgecolor=line.get_color())
     for (method, _), group in grouped.items():
         if method in ("agent", *BASELINES):
             label = "agent deterministic" if method == "agent" else method
