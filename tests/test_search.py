@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import pickle
+
+import numpy as np
 import pytest
 from sb3_contrib import MaskablePPO
 
 from migsched.evaluation import AgentPolicy
 from migsched.policies.base import run_episode
-from migsched.search import search
+from migsched.search import _PolicyNet, _run_batch, search
 from conftest import small_env
 
 OFFLINE = ("float", "direct_reconfig", "one_hot")
@@ -89,3 +93,13 @@ def test_online_and_bad_arguments_are_refused() -> None:
     for kwargs in ({}, {"samples": -1}, {"time_limit": 0.0}, {"samples": 4, "batch": 0}, {"samples": 4, "temperature": 0.0}):
         with pytest.raises(ValueError):
             search(model, env, **kwargs)
+
+
+def test_lanes_past_the_step_cap_are_dropped() -> None:
+    env = small_env("float")
+    model = small_model(env)
+    env.reset(seed=2)
+    outcome = _run_batch(pickle.dumps(env), _PolicyNet(model), np.random.default_rng(0), 6, 1, 1.0, math.inf)
+    assert outcome.finished == [] and outcome.dropped == 6 and not outcome.interrupted
+    cut = _run_batch(pickle.dumps(env), _PolicyNet(model), np.random.default_rng(0), 6, 100, 1.0, 0.0)
+    assert cut.finished == [] and cut.dropped == 0 and cut.interrupted
