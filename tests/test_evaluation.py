@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from migsched.evaluation import CSV_COLUMNS, evaluate, main, summary
+from migsched.evaluation import CSV_COLUMNS, evaluate, main, parse_args, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,16 +55,65 @@ def test_cli_writes_the_csv_and_the_gantt_chart(tmp_path: Path) -> None:
     [
         (["--policies", "random,agent"], "not available here"),
         (["--policies", "optimal"], "not available here"),
+        (["--policies", ","], "--policies: empty list"),
+        (["--policies", "static,greedy,static"], "--policies: listed twice: static"),
         (["--episodes", "0"], "must be positive"),
         (["--model", "missing.zip"], "model file not found"),
         (["--type_tasks", "heavy"], "invalid choice"),
+        (["--cpsat_time", "nan"], "argument --cpsat_time: expected a finite number above 0"),
+        (["--cpsat_time", "inf"], "argument --cpsat_time: expected a finite number above 0"),
+        (["--cpsat_time", "0"], "argument --cpsat_time: expected a finite number above 0"),
+        (["--seed", "-1"], "argument --seed: a seed must be in 0..4294967295"),
+        (["--seed", "4294967296"], "argument --seed: a seed must be in 0..4294967295"),
+        (["--policies", "cpsat", "--gantt", "g.png"], "--gantt draws a policy's episode"),
     ],
 )
-def test_bad_arguments_exit_2_with_a_message(argv: list[str], message: str, capsys) -> None:
+def test_bad_arguments_exit_2_with_a_one_line_message(argv: list[str], message: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main("float", argv)
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("evaluate.py: error: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_every_episode_seed_must_be_in_range(capsys) -> None:
+    assert parse_args("float", ["--seed", "4294967294", "--episodes", "2"]).seed == 4294967294
+    assert parse_args("float", ["--seed", "4294967295", "--episodes", "1"]).seed == 4294967295
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args("float", ["--seed", "4294967295", "--episodes", "2"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "evaluate.py: error: --seed 4294967295 with --episodes 2: the last episode's seed would pass 4294967295\n"
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--gantt"])
+@pytest.mark.parametrize(("where", "reason"), [("missing/out", "does not exist"), (".", "is a directory")])
+def test_an_output_path_is_checked_before_any_episode(flag: str, where: str, reason: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("migsched.evaluation.evaluate", lambda *args, **kwargs: pytest.fail("an episode ran before the output path was checked"))
+    path = tmp_path / where
+    with pytest.raises(SystemExit) as exit_info:
+        main("float", ["--episodes", "1", "--policies", "static", flag, str(path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"evaluate.py: error: {flag} {path}: ") and reason in err and err.count("\n") == 1, err
+
+
+def raising(error: Exception) -> Callable[..., None]:
+    """A stand-in for load_model that raises `error`."""
+
+    def load(*args: object) -> None:
+        raise error
+
+    return load
+
+
+def test_a_model_that_cannot_be_loaded_is_a_one_line_error(tmp_path: Path, monkeypatch, capsys) -> None:
+    model = tmp_path / "m.zip"
+    model.write_bytes(b"PK")
+    for error in (OSError("policy.pth: cannot read it"), ValueError("policy.pth: not a torch state dict")):
+        monkeypatch.setattr("migsched.evaluation.load_model", raising(error))
+        assert main("float", ["--model", str(model), "--episodes", "1"]) == 2
+        assert capsys.readouterr().err == f"evaluate.py: error: {error}\n"
 
 
 def test_online_has_no_cpsat_reference(capsys) -> None:

@@ -1,0 +1,74 @@
+"""Command-line helpers shared by train.py, evaluate.py, schedule.py and sweep.py.
+
+Bad input is one line `PROG: error: MESSAGE` on stderr and exit status 2, found before any
+expensive work: `OneLineParser` prints its errors so, the argparse types below refuse bad values
+as the flags are read, and `check_output_file` refuses an output path that could not be written
+once the work is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+#: The largest seed numpy and gymnasium accept (seeds are 0..2**32-1).
+SEED_MAX = 2**32 - 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit status 2), without the usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def seed_int(text: str) -> int:
+    """An argparse type: a seed, an integer in 0..SEED_MAX."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed in 0..{SEED_MAX}, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed must be in 0..{SEED_MAX}, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above 0 (not nan, not inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text!r}")
+    return value
+
+
+def output_file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why a file could not be written at `path` (its folder missing or read-only, the path a
+    folder or a read-only file), or None if it could. Creates and truncates nothing."""
+    target = Path(path)
+    if target.is_dir():
+        return "is a directory"
+    folder = target.parent
+    if not folder.exists():
+        return f"its folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if target.exists():
+        if not os.access(target, os.W_OK):
+            return "the file is not writable"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        return f"its folder {folder} is not writable"
+    return None
+
+
+def check_output_file(parser: argparse.ArgumentParser, flag: str, path: str | os.PathLike[str] | None) -> None:
+    """Exit through `parser.error` (`FLAG PATH: why`) if an output file could not be written at `path`; None passes."""
+    if path is None:
+        return
+    problem = output_file_problem(path)
+    if problem:
+        parser.error(f"{flag} {path}: {problem}")
