@@ -39,17 +39,16 @@ import matplotlib.pyplot as plt
 
 from migsched.evaluation import Row, evaluate
 from migsched.models import load_checked_model
-from migsched.versions import REPO_ROOT, VERSIONS
+from migsched.versions import REPO_ROOT, VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
 
-CONFIG = {"N": 14, "M": 14}
 BASELINES = ("static", "greedy", "far")
-#: Training fps measured on the 2-core machine (README, Speed), used to size `--num_steps` so the
-#: decaying learning rate and entropy coefficient span the budget.
-FPS = {
-    "fast": {"one_hot": 1_800, "float": 4_400, "entropy": 4_100, "direct_reconfig": 4_200, "online": 3_400},
-    "none": {"one_hot": 400, "float": 1_200, "entropy": 1_200, "direct_reconfig": 970, "online": 1_080},
-}
+
+
+def config(version: str) -> dict[str, int]:
+    """The environment train.py trains with by default: N and M of the version's hyperparams.yaml."""
+    defaults = get_version(version).defaults
+    return {"N": defaults["N"], "M": defaults["M"]}
 
 
 def parse_args() -> argparse.Namespace:
@@ -70,7 +69,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.minutes <= 0 or args.episodes < 1:
         parser.error("--minutes and --episodes must be positive")
-    args.num_steps = args.num_steps or int(args.minutes * 60 * FPS[args.preset][args.version])
+    args.num_steps = args.num_steps or int(args.minutes * 60 * get_version(args.version).hyperparams["fps_2_cores"][args.preset])
     args.save_freq = args.save_freq or max(2048, args.num_steps // 30)
     label = f"{args.version}_{args.type_tasks}_{args.preset}" + (f"_pretrain_{args.pretrain}" if args.pretrain else "") + (f"_lr{args.learning_rate}" if args.learning_rate else "") + (f"_ent{args.ent_coef}" if args.ent_coef else "")
     args.out = args.out or REPO_ROOT / "quality_runs" / label
@@ -106,7 +105,7 @@ def cpsat_makespans(args: argparse.Namespace) -> dict[int, float]:
     cache = args.out / f"cpsat_{args.type_tasks}_{args.episodes}_{args.cpsat_time:g}s.json"
     if cache.exists():
         return {int(k): v for k, v in json.loads(cache.read_text()).items()}
-    rows, _ = evaluate("float", CONFIG, args.type_tasks, args.episodes, 0, ["cpsat"], cpsat_time=args.cpsat_time)
+    rows, _ = evaluate("float", config(args.version), args.type_tasks, args.episodes, 0, ["cpsat"], cpsat_time=args.cpsat_time)
     makespans = {row.episode: row.makespan for row in rows}
     cache.write_text(json.dumps(makespans))
     return makespans
@@ -154,12 +153,12 @@ def main() -> None:
     print(f"training {args.version} on {args.type_tasks} for {args.minutes:g} min (preset {args.preset}, --num_steps {args.num_steps}, checkpoint every {args.save_freq})", flush=True)
     saved = train(args, args.out / "train.log")
     cpsat = cpsat_makespans(args) if args.version != "online" else {}
-    base_rows, _ = evaluate(args.version, CONFIG, args.type_tasks, args.episodes, 0, BASELINES)
+    base_rows, _ = evaluate(args.version, config(args.version), args.type_tasks, args.episodes, 0, BASELINES)
     baselines = {name: ratios([r for r in base_rows if r.policy == name], cpsat) for name in BASELINES}
     points = []
     for minutes, steps, path in saved:
         model, _ = load_checked_model(path, args.version)
-        rows, _ = evaluate(args.version, CONFIG, args.type_tasks, args.episodes, 0, ["agent"], model=model)
+        rows, _ = evaluate(args.version, config(args.version), args.type_tasks, args.episodes, 0, ["agent"], model=model)
         points.append((minutes, steps, *ratios(rows, cpsat)))
     best = min(range(len(points)), key=lambda k: points[k][3 if cpsat else 2])
     kept = args.out / f"best_s={points[best][1]}.zip"

@@ -33,7 +33,8 @@ import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-from migsched.training import ENT_COEF, OPTIMIZER_KWARGS, torch_threads
+from migsched.training import OPTIMIZER_KWARGS, torch_threads
+from migsched.versions import get_version
 from migsched.versions import make_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,8 +94,11 @@ def reference_fps(version: str, rollouts: int, seed: int) -> float:
     torch.set_num_threads(torch_threads(1, "subproc"))
     torch.distributions.Distribution.set_default_validate_args(False)
     env = VecMonitor(DummyVecEnv([lambda: FreeEnv(version)]))
-    net_arch = {"pi": [256, 256], "vf": [256, 256]}
-    model = MaskablePPO("MlpPolicy", env, gamma=1.0, ent_coef=ENT_COEF, seed=seed, policy_kwargs={"net_arch": net_arch, "optimizer_kwargs": OPTIMIZER_KWARGS})
+    defaults = get_version(version).defaults
+    widths = [int(width) for width in str(defaults["net_arch"]).split(",")]
+    net_arch = {"pi": widths, "vf": widths}
+    ent_coef = float(str(defaults["ent_coef"]).split(",")[0])
+    model = MaskablePPO("MlpPolicy", env, gamma=defaults["gamma"], ent_coef=ent_coef, seed=seed, policy_kwargs={"net_arch": net_arch, "optimizer_kwargs": OPTIMIZER_KWARGS})
     start = time.perf_counter()
     model.learn(rollouts * 2048)
     with tempfile.TemporaryDirectory() as folder:

@@ -42,11 +42,11 @@ from stable_baselines3.common.vec_env import (
     VecMonitor,
 )
 
-from migsched.env import DEFAULT_QUEUE_LEN
+from migsched.env import REWARDS
 from migsched.evaluation import PeriodicEvaluation
 from migsched.models import check_fits, claim, first_line, model_path, record_path, save_model, write_atomically, write_record
 from migsched.pretrain import TEACHERS, Stopped, clone, demonstrations
-from migsched.versions import REPO_ROOT, check_version, make_env
+from migsched.versions import REPO_ROOT, check_version, get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
 #: Transitions per rollout, whatever the number of environments (the library's default n_steps).
@@ -54,40 +54,6 @@ ROLLOUT_TRANSITIONS = 2048
 #: The library's Adam (eps 1e-5 is SB3's default for it), fused: the same update in fewer kernels,
 #: measured 14% (float) to 25% (one_hot) faster per PPO update on CPU.
 OPTIMIZER_KWARGS = dict(eps=1e-5, fused=True)
-ENT_COEF = 0.01
-#: Versions whose entropy coefficient decays, with its value in each of the run's equal phases.
-ENT_COEF_PHASES: dict[str, tuple[float, ...]] = {
-    version: (0.01, 0.00075, 0.0005, 0.0) for version in ("entropy", "direct_reconfig", "online")
-}
-#: The settings a preset may change, at their defaults (the original tool's), and the presets.
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "n_envs": 1,
-    "vec_env": "subproc",
-    "batch_size": 64,
-    "n_epochs": 10,
-    "learning_rate": 3e-4,
-    "net_arch": "256,256",
-    "pretrain": None,
-}
-PRESETS: dict[str, dict[str, Any]] = {
-    # Chosen by measurement (README, "Training on a workstation"): 8 environments in this process
-    # and 512-transition minibatches give 3-4.5x the defaults' fps on 2 cores; a learning rate of
-    # 1e-3 reached better schedules in the same time than 3e-4 or 1e-4, and letting it fall to 0
-    # over the run steadied the late checkpoints (set --num_steps to what the time allows).
-    "fast": {"n_envs": 8, "vec_env": "dummy", "batch_size": 512, "learning_rate": "lin_0.001"},
-}
-#: What a preset changes for one version on top of the above. Offline without an entropy schedule
-#: of its own, the coefficient steps down as well (float, measured; one_hot shares float's
-#: information). Online, PPO alone stays behind every baseline for many minutes; a clone of
-#: static starts below greedy and FAR, and a small constant learning rate keeps it there while PPO
-#: improves it (a new model only: a restore is not pretrained).
-VERSION_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "fast": {
-        "one_hot": {"ent_coef": "0.01,0.001,0"},
-        "float": {"ent_coef": "0.01,0.001,0"},
-        "online": {"pretrain": "static", "learning_rate": 1e-4},
-    },
-}
 #: The largest value each integer flag accepts: far above any sensible run, low enough that a
 #: typo (an extra zero, a width in the millions) is refused instead of running for ever.
 UPPER_BOUNDS: dict[str, int] = {
@@ -120,45 +86,72 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The flags of `train.py`, checked; any invalid one exits with status 2."""
-    parser = OneLineParser(prog="train.py", description=f"Train a MaskablePPO agent of the {version} version.")
-    parser.add_argument("--num_steps", type=int, default=200_000_000, help="training timesteps for this run (default 200000000)")
-    parser.add_argument("--N", type=int, default=14, help="ready task slots (default 14)")
-    parser.add_argument("--M", type=int, default=14, help="discretization levels (default 14)")
+#: What each setting of hyperparams.yaml means, for --help (the values come from the file).
+SETTING_HELP: dict[str, str] = {
+    "num_steps": "training timesteps for this run",
+    "N": "ready task slots",
+    "M": "discretization levels",
+    "type_tasks": "workload",
+    "queue_len": "tasks per episode (online only)",
+    "reward": "levels: minus the time each step lets pass, in levels (the original's); real: minus the growth of the real-time makespan, in levels",
+    "n_envs": f"parallel environments; each runs {ROLLOUT_TRANSITIONS} // n_envs steps per rollout",
+    "vec_env": "with --n_envs > 1: one subprocess per environment, or all in this process (dummy: faster on few cores)",
+    "batch_size": "PPO minibatch size",
+    "n_epochs": "passes over each rollout",
+    "learning_rate": "Adam learning rate, or lin_<rate> to fall linearly from <rate> to 0 over this run's --num_steps",
+    "gamma": "discount factor",
+    "net_arch": "hidden layer widths of the policy and of the value network, e.g. 64,64",
+    "ent_coef": "entropy coefficient, or comma-separated coefficients for equal phases of the run",
+    "pretrain": "a new model first clones this baseline's actions and values",
+    "pretrain_episodes": "teacher episodes for --pretrain",
+    "pretrain_epochs": "passes over the teacher's steps for --pretrain",
+    "save_freq": "checkpoint every this many timesteps",
+    "eval_episodes": "seeded episodes per evaluation",
+}
+
+
+def build_parser(version: str) -> OneLineParser:
+    """train.py's flags for `version`. The settings of its hyperparams.yaml have no argparse
+    default: `parse_args` fills in the file's values for the flags not given."""
+    info = get_version(version)
+    defaults, presets = info.defaults, info.presets
+    parser = OneLineParser(prog="train.py", description=f"Train a MaskablePPO agent of the {version} version; defaults and presets from {info.folder.name}/hyperparams.yaml.")
+    kinds: dict[str, dict[str, Any]] = {
+        "num_steps": {"type": int}, "N": {"type": int}, "M": {"type": int}, "type_tasks": {"choices": WORKLOAD_NAMES},
+        "queue_len": {"type": int}, "reward": {"choices": REWARDS}, "n_envs": {"type": int}, "vec_env": {"choices": ("subproc", "dummy")},
+        "batch_size": {"type": int}, "n_epochs": {"type": int}, "learning_rate": {}, "gamma": {"type": float}, "net_arch": {},
+        "ent_coef": {}, "pretrain": {"choices": TEACHERS}, "pretrain_episodes": {"type": int}, "pretrain_epochs": {"type": int},
+        "save_freq": {"type": int}, "eval_episodes": {"type": int},
+    }  # fmt: skip
+    for flag, kind in kinds.items():
+        if flag in defaults or flag == "queue_len":
+            parser.add_argument(f"--{flag}", **kind, help=f"{SETTING_HELP[flag]} (default {defaults.get(flag, 'none')})")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="gpu: CUDA, honouring CUDA_VISIBLE_DEVICES (default cpu)")
-    parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, default="good_scaling", help="workload (default good_scaling)")
     parser.add_argument("--restore", help="model zip to continue training from, relative to the current directory")
     parser.add_argument("--seed", type=int, help="seed of a reproducible run")
-    parser.add_argument(
-        "--preset", choices=tuple(PRESETS),
-        help="fast: --n_envs 8 --vec_env dummy --batch_size 512 --learning_rate lin_0.001 (one_hot, float: --ent_coef 0.01,0.001,0; "
-        "online: --learning_rate 0.0001 --pretrain static); explicit flags override it",
-    )
-    parser.add_argument("--n_envs", type=int, help=f"parallel environments; each runs {ROLLOUT_TRANSITIONS} // n_envs steps per rollout (default 1)")
-    parser.add_argument("--vec_env", choices=("subproc", "dummy"), help="with --n_envs > 1: one subprocess per environment (default), or all in this process (faster on few cores)")
-    parser.add_argument("--batch_size", type=int, help="PPO minibatch size (default 64, the library's)")
-    parser.add_argument("--n_epochs", type=int, help="passes over each rollout (default 10, the library's)")
-    parser.add_argument("--learning_rate", help="Adam learning rate, or lin_<rate> to fall linearly from <rate> to 0 over this run's --num_steps (default 0.0003, the library's)")
-    parser.add_argument("--net_arch", help="hidden layer widths of the policy and of the value network, e.g. 64,64 (default 256,256)")
-    parser.add_argument("--ent_coef", help="entropy coefficient, or comma-separated coefficients for equal phases of the run (default 0.01; entropy, direct_reconfig, online: 0.01,0.00075,0.0005,0)")
-    parser.add_argument("--pretrain", choices=TEACHERS, help="a new model first clones this baseline's actions and values (default: none)")
-    parser.add_argument("--pretrain_episodes", type=int, default=1000, help="teacher episodes for --pretrain (default 1000)")
-    parser.add_argument("--pretrain_epochs", type=int, default=30, help="passes over the teacher's steps for --pretrain (default 30)")
-    parser.add_argument("--save_freq", type=int, default=10_000_000, help="checkpoint every this many timesteps (default 10000000)")
+    described = "; ".join(f"{name}: " + " ".join(f"--{k} {v}" for k, v in changes.items()) for name, changes in presets.items())
+    parser.add_argument("--preset", choices=tuple(presets), help=f"{described}; explicit flags override it")
     parser.add_argument("--tensorboard_log", help="directory for TensorBoard logs")
     parser.add_argument("--progress_bar", action="store_true", help="show a progress bar with the time left")
-    parser.add_argument("--queue_len", type=int, help=f"online only: tasks per episode (default {DEFAULT_QUEUE_LEN})")
     parser.add_argument("--eval_freq", type=int, help="evaluate every this many timesteps, 0 = never (default: every 1%% of a run of 100000 steps or more)")
-    parser.add_argument("--eval_episodes", type=int, default=20, help="seeded episodes per evaluation (default 20)")
-    args = parser.parse_args(argv)
-    preset = {**PRESETS.get(args.preset, {}), **VERSION_PRESETS.get(args.preset, {}).get(version, {})}
-    if args.restore is not None:
-        preset.pop("pretrain", None)
-    for flag, value in {**DEFAULT_SETTINGS, **preset}.items():
-        if getattr(args, flag) is None:
-            setattr(args, flag, value)
+    return parser
 
+
+def as_flags(settings: dict[str, Any]) -> list[str]:
+    """Settings as command-line flags (a None value: no flag)."""
+    return [text for flag, value in settings.items() if value is not None for text in (f"--{flag}", str(value))]
+
+
+def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The flags of `train.py`, checked, with hyperparams.yaml's defaults and preset filled in for
+    those not given; any invalid one exits with status 2."""
+    parser = build_parser(version)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    given, _ = parser.parse_known_args(argv)
+    settings = get_version(version).settings(given.preset)
+    if given.restore is not None:
+        settings.pop("pretrain")  # a restored model is not pretrained, whatever the preset says
+    args = parser.parse_args([*as_flags(settings), *argv])
     for flag, highest in UPPER_BOUNDS.items():
         value = getattr(args, flag)
         if value is not None and not 1 <= value <= highest:
@@ -179,16 +172,15 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         parser.error(f"--learning_rate must be a number or lin_<number>, e.g. lin_0.001, got {text!r}")
     if not 0 < args.learning_rate < math.inf:
         parser.error(f"--learning_rate must be positive and finite, got {text}")
-    if args.ent_coef is None:
-        args.ent_coef = list(ENT_COEF_PHASES.get(version, (ENT_COEF,)))
-    else:
-        message = f"--ent_coef must be one finite non-negative number or several separated by commas, e.g. 0.01,0.001,0, got {args.ent_coef!r}"
-        try:
-            args.ent_coef = [float(value) for value in args.ent_coef.split(",")]
-        except ValueError:
-            parser.error(message)
-        if not all(0 <= value < math.inf for value in args.ent_coef):
-            parser.error(message)
+    message = f"--ent_coef must be one finite non-negative number or several separated by commas, e.g. 0.01,0.001,0, got {args.ent_coef!r}"
+    try:
+        args.ent_coef = [float(value) for value in args.ent_coef.split(",")]
+    except ValueError:
+        parser.error(message)
+    if not all(0 <= value < math.inf for value in args.ent_coef):
+        parser.error(message)
+    if not 0 < args.gamma <= 1:
+        parser.error(f"--gamma must be in (0, 1], got {args.gamma}")
     widths = str(args.net_arch).split(",")
     if not all(re.fullmatch("[0-9]+", width) and 0 < int(width) <= MAX_WIDTH for width in widths) or len(widths) > MAX_LAYERS:
         parser.error(f"--net_arch must be at most {MAX_LAYERS} layer widths of 1..{MAX_WIDTH} separated by commas, e.g. 64,64, got {args.net_arch!r}")
@@ -199,9 +191,7 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         parser.error(f"--batch_size must be in 2..{rollout_size(args.n_envs)} (the transitions of one rollout), got {args.batch_size}")
     if rollout_size(args.n_envs) % args.batch_size == 1:
         parser.error(f"--batch_size {args.batch_size} leaves a minibatch of one transition from a rollout of {rollout_size(args.n_envs)}")
-    if version == "online":
-        args.queue_len = DEFAULT_QUEUE_LEN if args.queue_len is None else args.queue_len
-    elif args.queue_len is not None:
+    if args.queue_len is not None and not get_version(version).online:
         parser.error("--queue_len is for the online version only")
     if args.device == "gpu" and not torch.cuda.is_available():
         parser.error("--device gpu: CUDA is not available (no GPU visible, a CPU-only torch, or CUDA_VISIBLE_DEVICES hides it)")
@@ -215,9 +205,13 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
             parser.error(f"--tensorboard_log {args.tensorboard_log}: {problem}")
     if args.restore is not None:
         try:
-            check_fits(args.restore, version, args.N, args.M)
+            data = check_fits(args.restore, version, args.N, args.M)
         except ValueError as exc:
             parser.error(f"--restore: {exc}")
+        trained_with = (data.get("env_config") or {}).get("reward", "levels")
+        if given.reward is not None and given.reward != trained_with:
+            parser.error(f"--restore: the model was trained with --reward {trained_with}; a restore keeps it (drop --reward {given.reward})")
+        args.reward = trained_with
     return args
 
 
@@ -576,7 +570,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(version, argv)
     folder = Path(folder or REPO_ROOT / version).resolve()
-    env_config = {"N": args.N, "M": args.M} | ({"queue_len": args.queue_len} if version == "online" else {})
+    env_config = {"N": args.N, "M": args.M, "reward": args.reward} | ({"queue_len": args.queue_len} if args.queue_len is not None else {})
     record = RunRecord(version, args, env_config, argv, folder)
     name = partial(model_path, folder, args.N, args.M, type_tasks=args.type_tasks)
     try:
@@ -598,7 +592,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
         model = MaskablePPO.load(args.restore, env=env, **settings)
     else:
         net_arch = dict(pi=args.net_arch, vf=args.net_arch)
-        model = MaskablePPO("MlpPolicy", env, gamma=1.0, ent_coef=args.ent_coef[0], policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings)
+        model = MaskablePPO("MlpPolicy", env, gamma=args.gamma, ent_coef=args.ent_coef[0], policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings)
         if args.pretrain:
             try:
                 data = demonstrations(version, env_config, args.type_tasks, args.pretrain, args.pretrain_episodes, should_stop=stop.requested)
@@ -611,7 +605,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
                     f"{data.teacher_ratio:.4f}), {args.pretrain_epochs} epochs, the policy now agrees on {agreement:.1%} of them",
                     flush=True,
                 )
-    model.env_config = env_config  # saved with the model: restores and evaluate.py read N and M from it
+    model.env_config = env_config  # saved with the model: restores and evaluate.py read N, M and the reward from it
 
     ratio_log = MakespanRatioLog()
 

@@ -1,18 +1,23 @@
-"""The five agent versions: finding each version folder's `SchedEnv` and registering it with Gymnasium.
+"""The five agent versions: each folder's `SchedEnv`, its hyperparameters and its traits, and
+their registration with Gymnasium.
 
 A version folder (`one_hot/`, `float/`, ...) sits beside this package in the repository; its
-`env.py` is loaded from there, so `pip install -e .` is the supported install.
+`env.py` (the environment) and `hyperparams.yaml` (the training settings and presets) are
+loaded from there, so `pip install -e .` is the supported install. `get_version(name)` gives the
+`Version`: what other modules need to know about a version is an attribute of it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-from functools import partial
+from dataclasses import dataclass
+from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import yaml
 
 VERSIONS = ("one_hot", "float", "entropy", "direct_reconfig", "online")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,3 +59,59 @@ def register_all() -> None:
     for version in VERSIONS:
         if gym_id(version) not in gym.registry:
             gym.register(id=gym_id(version), entry_point=partial(make_env, version), disable_env_checker=False)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One agent version: its folder, environment class, hyperparameters and traits."""
+
+    name: str
+
+    @property
+    def folder(self) -> Path:
+        """The version's folder in this repository (its env.py, hyperparams.yaml and scripts)."""
+        return REPO_ROOT / self.name
+
+    @property
+    def env_class(self) -> type:
+        return load_env_class(self.name)
+
+    @property
+    def online(self) -> bool:
+        """A stream of tasks through the ready window, rather than one batch of N."""
+        return self.env_class.episode == "online"
+
+    @property
+    def offline(self) -> bool:
+        """One batch of N tasks per episode: CP-SAT has a reference schedule and the agent may search it."""
+        return not self.online
+
+    @cached_property
+    def hyperparams(self) -> dict[str, Any]:
+        """`hyperparams.yaml`: `defaults` (every setting) and `presets` (what each changes)."""
+        path = self.folder / "hyperparams.yaml"
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict) or not isinstance(data.get("presets", {}), dict):
+            raise ValueError(f"{path}: expected a mapping with 'defaults' and 'presets'")
+        unknown = {key for preset in data.get("presets", {}).values() for key in preset} - set(data["defaults"])
+        if unknown:
+            raise ValueError(f"{path}: presets set {sorted(unknown)}, which have no default")
+        return data
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return dict(self.hyperparams["defaults"])
+
+    @property
+    def presets(self) -> dict[str, dict[str, Any]]:
+        return dict(self.hyperparams.get("presets", {}))
+
+    def settings(self, preset: str | None = None) -> dict[str, Any]:
+        """The defaults with `preset`'s changes applied."""
+        return {**self.defaults, **(self.presets[preset] if preset else {})}
+
+
+@cache
+def get_version(name: str) -> Version:
+    """The `Version` called `name` (ValueError for an unknown one)."""
+    return Version(check_version(name))

@@ -44,7 +44,7 @@ def test_evaluations_write_the_csv_and_keep_the_best_model(trained: Path) -> Non
     assert [int(r["timesteps"]) for r in rows] == [2048, 4096]
     assert all(float(r["agent"]) >= 1.0 for r in rows)
     model, config = load_checked_model(trained / f"{STEM}_best.zip", "float")
-    assert config == {"N": 4, "M": 6}
+    assert config == {"N": 4, "M": 6, "reward": "levels"}
     assert model.num_timesteps in (2048, 4096)
 
 
@@ -129,7 +129,7 @@ def test_preset_fast_trains_saves_and_prints_its_hyperparameters() -> None:
         ).stdout
         assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=lin_0.001" in out
         model, config = load_checked_model(folder / name, "direct_reconfig")
-        assert config == {"N": 3, "M": 7} and model.num_timesteps == 2048
+        assert config == {"N": 3, "M": 7, "reward": "levels"} and model.num_timesteps == 2048
     finally:
         (folder / name).unlink(missing_ok=True)
 

@@ -24,9 +24,9 @@ from conftest import ROOT, script_env, version_copy
 from sb3_contrib import MaskablePPO
 
 from migsched import VERSIONS
-from migsched.models import model_path, save_model
+from migsched.versions import get_version
+from migsched.models import load_checked_model, model_path, save_model
 from migsched.training import (
-    ENT_COEF_PHASES,
     EntropySchedule,
     LinearToZero,
     entropy_coefficient,
@@ -35,6 +35,7 @@ from migsched.training import (
 )
 
 N, M, WORKLOAD = 4, 5, "mix_scaling_soft"
+PHASED = ("entropy", "direct_reconfig", "online")  # the versions whose entropy coefficient decays
 ROLLOUT = STEPS = 2048
 SAVE_FREQ = STEPS // 2
 #: Trainings run at once: as many as there are cores, so none waits on a busy machine's scheduler more than it must.
@@ -309,8 +310,7 @@ def test_pretrain_is_for_a_new_model_only(runs, capsys) -> None:
 
 def test_the_entropy_coefficient_takes_four_values_in_equal_phases() -> None:
     phases = (0.01, 0.00075, 0.0005, 0.0)
-    assert set(ENT_COEF_PHASES) == {"entropy", "direct_reconfig", "online"}
-    assert all(value == phases for value in ENT_COEF_PHASES.values())
+    assert {v: parse_args(v, []).ent_coef for v in VERSIONS} == {v: list(phases) if v in PHASED else [0.01] for v in VERSIONS}
     assert [entropy_coefficient(phases, s, 1000) for s in (0, 249, 250, 499, 500, 749, 750, 999, 1000, 5000)] == [
         0.01, 0.01, 0.00075, 0.00075, 0.0005, 0.0005, 0.0, 0.0, 0.0, 0.0,
     ]
@@ -349,7 +349,7 @@ def test_a_linear_learning_rate_reaches_the_optimizer(tmp_path: Path, capsys) ->
 def test_entropy_versions_print_each_change(runs) -> None:
     for version in VERSIONS:
         changes = re.findall(r"entropy coefficient (\S+) from timestep (\d+) of this run", runs[version]["short"].output)
-        if version in ENT_COEF_PHASES:
+        if version in PHASED:
             assert [float(c) for c, _ in changes] == [0.01, 0.00075, 0.0005, 0.0]
             assert [int(s) for _, s in changes] == [-(-k * STEPS // 4) for k in range(4)]
         else:
@@ -402,3 +402,39 @@ def test_saved_models_and_records_honour_the_umask(tmp_path: Path, umask: int, m
         os.umask(previous)
     assert saved.stat().st_mode & 0o777 == mode
     assert saved.with_suffix(".json").stat().st_mode & 0o777 == mode
+
+
+def test_the_version_files_hold_the_defaults_and_presets(version: str) -> None:
+    info = get_version(version)
+    args = parse_args(version, [])
+    for flag, value in info.defaults.items():
+        if flag not in ("learning_rate", "net_arch", "ent_coef"):
+            assert getattr(args, flag) == value, flag
+    fast = parse_args(version, ["--preset", "fast"])
+    assert {flag: getattr(fast, flag) for flag in ("n_envs", "vec_env", "batch_size")} == {"n_envs": 8, "vec_env": "dummy", "batch_size": 512}
+    assert set(info.presets["fast"]) <= set(info.defaults)
+
+
+def test_train_py_reads_whatever_the_version_file_says(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    info = get_version("entropy")
+    changed = {"defaults": {**info.defaults, "batch_size": 128, "net_arch": "32,16"}, "presets": {"tiny": {"n_envs": 2, "learning_rate": "lin_0.01"}}}
+    monkeypatch.setitem(info.__dict__, "hyperparams", changed)
+    args = parse_args("entropy", [])
+    assert (args.batch_size, args.net_arch) == (128, [32, 16])
+    args = parse_args("entropy", ["--preset", "tiny", "--batch_size", "64"])
+    assert (args.n_envs, args.learning_rate, args.lr_decay, args.batch_size) == (2, 0.01, True, 64)
+    with pytest.raises(SystemExit):
+        parse_args("entropy", ["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "PPO minibatch size (default 128)" in shown and "tiny: --n_envs 2 --learning_rate lin_0.01" in shown
+
+
+def test_the_reward_is_saved_with_the_model_and_kept_by_a_restore(tmp_path: Path, capsys) -> None:
+    assert main("float", flags("float", STEPS, "--reward", "real"), folder=tmp_path) == 0
+    saved = model_path(tmp_path, N, M, STEPS, WORKLOAD)
+    assert load(saved).env_config["reward"] == "real"
+    assert load_checked_model(saved, "float")[1] == {"N": N, "M": M, "reward": "real"}
+    assert record(saved)["env_config"]["reward"] == "real"
+    assert parse_args("float", ["--N", str(N), "--M", str(M), "--restore", str(saved)]).reward == "real"
+    err = fails("float", ["--N", str(N), "--M", str(M), "--restore", str(saved), "--reward", "levels"], capsys)
+    assert "the model was trained with --reward real; a restore keeps it" in err
