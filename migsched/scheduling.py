@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from migsched import a100
+from migsched.cli import OneLineParser, check_output_file
 from migsched.evaluation import BASELINES, AgentPolicy, load_model, make_baseline
 from migsched.policies.base import EpisodeResult, Policy, run_episode
 from migsched.policies.static import StaticPolicy
@@ -83,7 +84,8 @@ def describe_decisions(batch: Batch, names: Sequence[str]) -> list[str]:
 
 
 def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="schedule.py", description=f"Schedule a task file with a trained {version} agent or a baseline.")
+    """The flags of `schedule.py`, checked, the --gantt path included; any invalid one exits with status 2."""
+    parser = OneLineParser(prog="schedule.py", description=f"Schedule a task file with a trained {version} agent or a baseline.")
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="trained model zip")
     who.add_argument("--baseline", choices=[b for b in BASELINES if b != "random"], help="schedule with a baseline instead")
@@ -99,6 +101,7 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--N and --M must be >= 1")
     if args.model and not Path(args.model).is_file():
         parser.error(f"model file not found: {args.model}")
+    check_output_file(parser, "--gantt", args.gantt)
     return args
 
 

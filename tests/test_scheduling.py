@@ -5,12 +5,19 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import DATA
 
-from migsched.scheduling import main
+from migsched.evaluation import make_baseline
+from migsched.policies import base
+from migsched.policies.base import Policy, run_episode
+from migsched.scheduling import main, schedule_tasks
+from migsched.state import FIRST_RUN_ACTION
+from migsched.versions import make_env
 from migsched.workloads import parse_task_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +86,75 @@ def test_schedule_needs_a_model_or_a_baseline(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main("float", ["--tasks", str(DATA / "small_tasks.txt")])
     assert exit_info.value.code == 2
+
+
+def one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one-line error of `schedule.py argv`, which exits or returns with status 2."""
+    try:
+        status = main("float", argv)
+    except SystemExit as exited:
+        status = exited.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("schedule.py: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_every_error_is_one_line(monkeypatch, capsys) -> None:
+    tasks = str(DATA / "small_tasks.txt")
+    assert "one of the arguments --model --baseline is required" in one_line_error(["--tasks", tasks], capsys)
+    assert "invalid choice: 'random'" in one_line_error(["--baseline", "random", "--tasks", tasks], capsys)
+    assert "--partition must be in 1..16" in one_line_error(["--baseline", "static", "--tasks", tasks, "--partition", "0"], capsys)
+    model = DATA / "small_tasks.txt"  # any existing file: load_model is replaced
+    for error in (OSError("m.zip: policy.pth is missing"), ValueError("m.zip: policy.pth is not a torch state dict")):
+
+        def load(path: str, version: str, error: Exception = error) -> None:
+            raise error
+
+        monkeypatch.setattr("migsched.scheduling.load_model", load)
+        assert one_line_error(["--model", str(model), "--tasks", tasks], capsys) == f"schedule.py: error: {error}\n"
+
+
+@pytest.mark.parametrize(("where", "reason"), [("missing/s.png", "does not exist"), (".", "is a directory")])
+def test_the_gantt_path_is_checked_before_scheduling(where: str, reason: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("migsched.scheduling.schedule_tasks", lambda *args: pytest.fail("scheduled before the --gantt path was checked"))
+    path = tmp_path / where
+    err = one_line_error(["--baseline", "static", "--tasks", str(DATA / "small_tasks.txt"), "--gantt", str(path)], capsys)
+    assert err.startswith(f"schedule.py: error: --gantt {path}: ") and reason in err
+
+
+class NeverRuns(Policy):
+    """Waits while a slice is busy, else reconfigures: it never runs a task, so its episode never ends."""
+
+    name = "cycler"
+
+    def reset(self, env, seed=None) -> None:
+        self.calls = 0
+
+    def act(self, env) -> int:
+        self.calls += 1
+        mask = env.action_masks()
+        return 0 if mask[0] else int(np.flatnonzero(mask[1:FIRST_RUN_ACTION])[0]) + 1
+
+
+def test_the_step_cap_grows_with_the_number_of_tasks(monkeypatch) -> None:
+    monkeypatch.setattr(base, "BASE_EPISODE_STEPS", 40)
+    monkeypatch.setattr(base, "STEPS_PER_TASK", 10)
+    env = make_env("float", {"N": 5, "M": 6})
+    _, times = parse_task_file(str(DATA / "small_tasks.txt"))
+    for n in (1, 4):
+        policy = NeverRuns()
+        with pytest.raises(RuntimeError, match=f"cycler did not finish an episode of {n} tasks within {40 + 10 * n} steps"):
+            run_episode(env, policy, options={"tasks": times[:n].tolist(), "partition": 1, "busy": [0]})
+        assert policy.calls == base.max_episode_steps(n) == 40 + 10 * n
+
+
+def test_a_long_online_list_fits_under_the_cap(monkeypatch) -> None:
+    from migsched.workloads import generate
+
+    monkeypatch.setattr(base, "BASE_EPISODE_STEPS", 1000)
+    monkeypatch.setattr(base, "STEPS_PER_TASK", 3)
+    times = generate("wide_times", 3000, np.random.default_rng(0))
+    (batch,) = schedule_tasks("online", {"N": 14, "M": 14}, times, 1, partial(make_baseline, "greedy"))
+    assert sum(d.kind == "run" for d in batch.result.log) == 3000
+    assert len(batch.result.log) > base.BASE_EPISODE_STEPS, "more steps than a cap that ignores the task count allows"

@@ -16,7 +16,13 @@ from migsched.env import MigSchedEnv
 from migsched.replay import Schedule
 from migsched.state import Decision
 
-MAX_EPISODE_STEPS = 100_000
+#: run_episode's cap on an episode of n tasks: BASE_EPISODE_STEPS + STEPS_PER_TASK * n steps. Every
+#: task is run once and random play takes about 3 steps per task, so a policy still going then
+#: cycles (e.g. reconfigures back and forth); the cap grows with a long online task list.
+BASE_EPISODE_STEPS = 100_000
+STEPS_PER_TASK = 1_000
+#: The former fixed cap, which migsched/search.py still imports; new code calls max_episode_steps.
+MAX_EPISODE_STEPS = BASE_EPISODE_STEPS
 
 
 class Policy:
@@ -47,15 +53,22 @@ class EpisodeResult:
         return self.makespan / self.lower_bound
 
 
+def max_episode_steps(n_tasks: int) -> int:
+    """The most steps run_episode lets a policy take on an episode of `n_tasks` tasks."""
+    return BASE_EPISODE_STEPS + STEPS_PER_TASK * n_tasks
+
+
 def run_episode(env: MigSchedEnv, policy: Policy, seed: int | None = None, options: dict[str, Any] | None = None) -> EpisodeResult:
     """Reset `env` with `seed` and `options`, then let `policy` play the episode to its end."""
     env.reset(seed=seed, options=options)
     policy.reset(env, seed)
-    for _ in range(MAX_EPISODE_STEPS):
+    n_tasks = len(env.state.tasks)
+    cap = max_episode_steps(n_tasks)
+    for _ in range(cap):
         _, _, terminated, _, info = env.step(policy.act(env))
         if terminated:
             return EpisodeResult(info["makespan"], info["lower_bound"], info["makespan_levels"], tuple(env.decision_log), env.schedule())
-    raise RuntimeError(f"{policy.name} did not finish an episode within {MAX_EPISODE_STEPS} steps")
+    raise RuntimeError(f"{policy.name} did not finish an episode of {n_tasks} tasks within {cap} steps ({BASE_EPISODE_STEPS} + {STEPS_PER_TASK} per task): it cycles")
 
 
 class RandomPolicy(Policy):
