@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -39,6 +40,7 @@ import ray
 import yaml
 from ray import tune
 
+from migsched.cli import SEED_MAX, OneLineParser, positive_float, seed_int
 from migsched.env import DEFAULT_QUEUE_LEN
 from migsched.evaluation import BASELINES, evaluate
 from migsched.versions import REPO_ROOT, VERSIONS
@@ -62,13 +64,6 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 class SweepError(Exception):
     """Invalid input to sweep.py: one `sweep.py: error: ...` line, exit status 2."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (exit status 2), without the usage."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -106,9 +101,11 @@ def choose(value: str, names: Sequence[str], flag: str) -> list[str]:
 def load_grid(path: str) -> dict[str, list[Any]]:
     """A grid file: a YAML mapping from train.py flag names to a value or a list of values."""
     try:
-        grid = yaml.safe_load(Path(path).read_text())
+        grid = yaml.safe_load(Path(path).read_bytes().decode("utf-8"))
     except OSError as exc:
         raise SweepError(f"--grid {path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SweepError(f"--grid {path}: not a text file (byte {exc.start} is not UTF-8); expected YAML") from None
     except yaml.YAMLError as exc:
         raise SweepError(f"--grid {path}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(grid, dict) or not grid:
@@ -460,11 +457,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grid", help="YAML file of train.py flags to sweep (see sweeps/example_grid.yaml)")
     parser.add_argument("--eval_freq", type=int, help="train.py --eval_freq: evaluations during training, which keep the best checkpoint (default: train.py's)")
     parser.add_argument("--eval_episodes", type=int, default=20, help="seeded episodes of the final evaluation (and of train.py's) (default 20)")
-    parser.add_argument("--eval_seed", type=int, default=0, help="seed of the first final-evaluation episode (default 0)")
-    parser.add_argument("--cpsat_time", type=float, default=5.0, help="CP-SAT seconds per episode (default 5)")
+    parser.add_argument("--eval_seed", type=seed_int, default=0, help="seed of the first final-evaluation episode (default 0)")
+    parser.add_argument("--cpsat_time", type=positive_float, default=5.0, help="CP-SAT seconds per episode (default 5)")
     parser.add_argument("--no_cpsat", action="store_true", help="skip the CP-SAT reference (the / cpsat columns stay empty)")
     parser.add_argument("--address", help="join this Ray cluster (e.g. ray://host:10001 or auto) instead of starting Ray here")
-    parser.add_argument("--cpus_per_trial", type=float, default=1.0, help="CPUs Ray reserves per trial and per baseline job (default 1)")
+    parser.add_argument("--cpus_per_trial", type=positive_float, default=1.0, help="CPUs Ray reserves per trial and per baseline job (default 1)")
     parser.add_argument("--gpus_per_trial", type=float, default=0.0, help="GPUs per trial; above 0 train.py runs with --device gpu (default 0)")
     parser.add_argument("--out", required=True, help="the sweep's folder (new, unless --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the sweep in --out: run only the trials without an ok result")
@@ -491,8 +488,10 @@ def prepare(args: argparse.Namespace) -> Sweep:
             raise SweepError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
     if args.eval_freq is not None and args.eval_freq < 0:
         raise SweepError(f"--eval_freq must be 0 (off) or positive, got {args.eval_freq}")
-    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0 or args.cpsat_time <= 0:
-        raise SweepError("--cpus_per_trial and --cpsat_time must be positive, --gpus_per_trial 0 or more")
+    if not (math.isfinite(args.gpus_per_trial) and args.gpus_per_trial >= 0):
+        raise SweepError(f"--gpus_per_trial must be 0 or more, got {args.gpus_per_trial}")
+    if args.eval_seed + args.eval_episodes - 1 > SEED_MAX:
+        raise SweepError(f"--eval_seed {args.eval_seed} + --eval_episodes {args.eval_episodes}: the last episode's seed would pass {SEED_MAX}")
     out = Path(args.out).resolve()
     if args.resume and not (out / "sweep.json").is_file():
         raise SweepError(f"--resume: {args.out} is not a sweep folder (no sweep.json)")

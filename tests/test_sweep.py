@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,11 @@ def test_train_argv_sets_the_sweeps_flags_then_the_grid_setting() -> None:
 
 def write(path: Path, text: str) -> str:
     path.write_text(text)
+    return str(path)
+
+
+def write_bytes(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
     return str(path)
 
 
@@ -200,6 +206,26 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert not Path(out).exists()
     Path(out).mkdir()
     assert "exists: add --resume" in fails(["--versions", "float", *base], capsys)
+
+
+def test_bad_numbers_and_binary_grids_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--versions", "float", "--num_steps", "100", "--out", str(tmp_path / "sweep")]
+    archive = tmp_path / "grid.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.writestr("grid.yaml", "batch_size: [64, 512]\n" * 50)
+    noise = write_bytes(tmp_path / "noise.yaml", b"batch_size: \xff\xfe\x00\x81")
+    cases = [
+        (["--grid", str(archive)], f"--grid {archive}: not a text file (byte "),
+        (["--grid", noise], f"--grid {noise}: not a text file (byte 12 is not UTF-8)"),
+        (["--cpsat_time", "nan"], "argument --cpsat_time: expected a finite number above 0"),
+        (["--cpus_per_trial", "inf"], "argument --cpus_per_trial: expected a finite number above 0"),
+        (["--gpus_per_trial", "nan"], "--gpus_per_trial must be 0 or more"),
+        (["--eval_seed", "-1"], "argument --eval_seed: a seed must be in 0..4294967295"),
+        (["--eval_seed", "4294967295", "--eval_episodes", "2"], "the last episode's seed would pass 4294967295"),
+    ]
+    for argv, message in cases:
+        assert message in fails([*argv, *base], capsys), argv
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_the_command_line_error_has_no_traceback(tmp_path: Path) -> None:
