@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from conftest import DATA, script_env, version_copy
 
 from migsched.evaluation import AgentPolicy
 from migsched.evaluation import main as evaluate_main
@@ -17,24 +17,28 @@ from migsched.models import load_checked_model
 from migsched.training import parse_args
 from migsched.workloads import parse_task_file
 
-ROOT = Path(__file__).resolve().parent.parent
 STEPS = 4096  # two rollouts of 2048 transitions
-STEM = f"bs3_N=4_M=6_s={STEPS}_wide_times"  # N, M and steps that no other test uses
+STEM = f"bs3_N=4_M=6_s={STEPS}_wide_times"
+
+
+def run(folder: Path, script: str, *argv: str) -> str:
+    """Run a version folder's script (a copy) and return its output; it must succeed."""
+    return subprocess.run([sys.executable, script, *argv], cwd=folder, capture_output=True, text=True, check=True, env=script_env()).stdout
 
 
 @pytest.fixture(scope="module")
-def trained() -> Path:
-    """A float agent trained for two rollouts with an evaluation after each; its files removed afterwards."""
-    folder = ROOT / "float" / "trained_models"
-    out = subprocess.run(
-        [sys.executable, "train.py", "--num_steps", str(STEPS), "--N", "4", "--M", "6", "--type_tasks", "wide_times",
-         "--n_envs", "2", "--vec_env", "dummy", "--eval_freq", "2048", "--eval_episodes", "4", "--seed", "1"],
-        cwd=ROOT / "float", capture_output=True, text=True, check=True,
-    ).stdout
+def float_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the float folder: its runs write their models there."""
+    return version_copy("float", tmp_path_factory.mktemp("versions"))
+
+
+@pytest.fixture(scope="module")
+def trained(float_folder: Path) -> Path:
+    """A float agent trained for two rollouts with an evaluation after each; the folder of its files."""
+    out = run(float_folder, "train.py", "--num_steps", str(STEPS), "--N", "4", "--M", "6", "--type_tasks", "wide_times",
+              "--n_envs", "2", "--vec_env", "dummy", "--eval_freq", "2048", "--eval_episodes", "4", "--seed", "1")  # fmt: skip
     assert out.count("evaluation at ") == 2
-    yield folder
-    for path in folder.glob(f"{STEM}*"):
-        path.unlink()
+    return float_folder / "trained_models"
 
 
 def test_evaluations_write_the_csv_and_keep_the_best_model(trained: Path) -> None:
@@ -50,17 +54,14 @@ def test_evaluations_write_the_csv_and_keep_the_best_model(trained: Path) -> Non
 
 def test_plot_draws_the_learning_curve(trained: Path, tmp_path: Path) -> None:
     png = tmp_path / "curve.png"
-    subprocess.run([sys.executable, "plot.py", str(trained / f"{STEM}_eval.csv"), "--out", str(png)], cwd=ROOT / "float", check=True)
+    run(trained.parent, "plot.py", str(trained / f"{STEM}_eval.csv"), "--out", str(png))
     assert png.stat().st_size > 10_000
 
 
 def test_evaluate_with_a_model_reports_the_agent_and_its_wins(trained: Path, tmp_path: Path) -> None:
     out_csv = tmp_path / "e.csv"
-    out = subprocess.run(
-        [sys.executable, "evaluate.py", "--model", str(trained / f"{STEM}.zip"), "--episodes", "3", "--type_tasks", "wide_times",
-         "--policies", "agent,random,static", "--samples", "2", "--csv", str(out_csv)],
-        cwd=ROOT / "float", capture_output=True, text=True, check=True,
-    ).stdout
+    out = run(trained.parent, "evaluate.py", "--model", str(trained / f"{STEM}.zip"), "--episodes", "3", "--type_tasks", "wide_times",
+              "--policies", "agent,random,static", "--samples", "2", "--csv", str(out_csv))  # fmt: skip
     assert "N=4 M=6" in out and "agent wins" in out
     with open(out_csv, newline="") as handle:
         policies = [row["policy"] for row in csv.DictReader(handle)]
@@ -74,10 +75,7 @@ def test_a_model_of_another_version_is_refused(trained: Path, capsys) -> None:
 
 
 def test_schedule_with_the_model_prints_every_task_once(trained: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "schedule.py", "--model", str(trained / f"{STEM}.zip"), "--tasks", str(DATA / "rodinia_a30.txt")],
-        cwd=ROOT / "float", capture_output=True, text=True, check=True,
-    ).stdout
+    out = run(trained.parent, "schedule.py", "--model", str(trained / f"{STEM}.zip"), "--tasks", str(DATA / "rodinia_a30.txt"))
     for name in parse_task_file(str(DATA / "rodinia_a30.txt"))[0]:
         assert sum(f"run {name} on " in line for line in out.splitlines()) == 1
     assert "batch 2 (4 tasks)" in out
@@ -119,51 +117,30 @@ def test_preset_fast_online_clones_static_and_learns_slowly_unless_told_otherwis
     assert parse_args("direct_reconfig", ["--preset", "fast"]).pretrain is None
 
 
-def test_preset_fast_trains_saves_and_prints_its_hyperparameters() -> None:
-    folder = ROOT / "direct_reconfig" / "trained_models"
-    name = "bs3_N=3_M=7_s=2048_bad_scaling.zip"
-    try:
-        out = subprocess.run(
-            [sys.executable, "train.py", "--preset", "fast", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "bad_scaling", "--seed", "3"],
-            cwd=ROOT / "direct_reconfig", capture_output=True, text=True, check=True,
-        ).stdout
-        assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=lin_0.001" in out
-        model, config = load_checked_model(folder / name, "direct_reconfig")
-        assert config == {"N": 3, "M": 7, "reward": "levels"} and model.num_timesteps == 2048
-    finally:
-        (folder / name).unlink(missing_ok=True)
+def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path) -> None:
+    folder = version_copy("direct_reconfig", tmp_path)
+    out = run(folder, "train.py", "--preset", "fast", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "bad_scaling", "--seed", "3")
+    assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=lin_0.001" in out
+    model, config = load_checked_model(folder / "trained_models" / "bs3_N=3_M=7_s=2048_bad_scaling.zip", "direct_reconfig")
+    assert config == {"N": 3, "M": 7, "reward": "levels"} and model.num_timesteps == 2048
 
 
-def test_pretrain_clones_the_teacher_before_ppo_and_saves() -> None:
-    folder = ROOT / "float" / "trained_models"
-    name = "bs3_N=3_M=5_s=1024_wide_times.zip"
-    try:
-        out = subprocess.run(
-            [sys.executable, "train.py", "--pretrain", "greedy", "--pretrain_episodes", "30", "--num_steps", "1024", "--N", "3", "--M", "5", "--type_tasks", "wide_times", "--seed", "1"],
-            cwd=ROOT / "float", capture_output=True, text=True, check=True,
-        ).stdout
-        line = next(line for line in out.splitlines() if line.startswith("pretrained on greedy: "))
-        assert "of 30 episodes" in line and "30 epochs" in line
-        assert out.index("pretrained on greedy") < out.index("training float:")
-        model, _ = load_checked_model(folder / name, "float")
-        assert model.num_timesteps == 2048
-    finally:
-        (folder / name).unlink(missing_ok=True)
+def test_pretrain_clones_the_teacher_before_ppo_and_saves(tmp_path: Path) -> None:
+    folder = version_copy("float", tmp_path)
+    out = run(folder, "train.py", "--pretrain", "greedy", "--pretrain_episodes", "30", "--num_steps", "2048", "--N", "3", "--M", "5", "--type_tasks", "wide_times", "--seed", "1")
+    line = next(line for line in out.splitlines() if line.startswith("pretrained on greedy: "))
+    assert "of 30 episodes" in line and "30 epochs" in line
+    assert out.index("pretrained on greedy") < out.index("training float:")
+    model, _ = load_checked_model(folder / "trained_models" / "bs3_N=3_M=5_s=2048_wide_times.zip", "float")
+    assert model.num_timesteps == 2048
 
 
-def test_ent_coef_sets_a_constant_or_a_phased_entropy_coefficient() -> None:
+def test_ent_coef_sets_a_constant_or_a_phased_entropy_coefficient(tmp_path: Path) -> None:
     assert parse_args("float", []).ent_coef == [0.01]
     assert parse_args("online", []).ent_coef == [0.01, 0.00075, 0.0005, 0.0]
     assert parse_args("online", ["--ent_coef", "0.02"]).ent_coef == [0.02]
-    folder = ROOT / "float" / "trained_models"
-    name = "bs3_N=3_M=5_s=1024_mix_scaling_extreme.zip"
-    try:
-        out = subprocess.run(
-            [sys.executable, "train.py", "--ent_coef", "0.05,0", "--num_steps", "1024", "--N", "3", "--M", "5", "--type_tasks", "mix_scaling_extreme", "--n_envs", "2", "--vec_env", "dummy", "--seed", "2"],
-            cwd=ROOT / "float", capture_output=True, text=True, check=True,
-        ).stdout
-        assert "entropy coefficient 0.05 from timestep 0 of this run" in out
-        assert "entropy coefficient 0.0 from timestep 512 of this run" in out
-        assert load_checked_model(folder / name, "float")[0].ent_coef == 0.0
-    finally:
-        (folder / name).unlink(missing_ok=True)
+    folder = version_copy("float", tmp_path)
+    out = run(folder, "train.py", "--ent_coef", "0.05,0", "--num_steps", "2048", "--N", "3", "--M", "5", "--type_tasks", "mix_scaling_extreme", "--n_envs", "2", "--vec_env", "dummy", "--seed", "2")
+    assert "entropy coefficient 0.05 from timestep 0 of this run" in out
+    assert "entropy coefficient 0.0 from timestep 1024 of this run" in out
+    assert load_checked_model(folder / "trained_models" / "bs3_N=3_M=5_s=2048_mix_scaling_extreme.zip", "float")[0].ent_coef == 0.0
