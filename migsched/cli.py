@@ -72,3 +72,22 @@ def check_output_file(parser: argparse.ArgumentParser, flag: str, path: str | os
     problem = output_file_problem(path)
     if problem:
         parser.error(f"{flag} {path}: {problem}")
+
+
+def image_format_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why matplotlib could not save a figure at `path` in the format its suffix names, or None."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().removeprefix(".")
+    if suffix not in formats:
+        return f"{'no image suffix' if not suffix else f'unknown image format .{suffix}'}; end the name in one of .{', .'.join(sorted(formats))}"
+    return None
+
+
+def check_image_file(parser: argparse.ArgumentParser, flag: str, path: str | os.PathLike[str] | None) -> None:
+    """`check_output_file` for a figure, which also needs a suffix matplotlib can save (.png, .pdf, .svg, ...)."""
+    check_output_file(parser, flag, path)
+    problem = image_format_problem(path) if path is not None else None
+    if problem:
+        parser.error(f"{flag} {path}: {problem}")

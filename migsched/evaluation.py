@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from migsched.cli import SEED_MAX, OneLineParser, check_output_file, positive_float, seed_int
+from migsched.cli import SEED_MAX, OneLineParser, check_image_file, check_output_file, positive_float, seed_int
 from migsched.env import MigSchedEnv
 from migsched.policies.base import EpisodeResult, Policy, RandomPolicy, run_episode
 from migsched.policies.greedy import GreedyPolicy
@@ -227,7 +227,7 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     if args.gantt and args.policies == ["cpsat"]:
         parser.error("--gantt draws a policy's episode, and cpsat is a reference without one: add a policy to --policies")
     check_output_file(parser, "--csv", args.csv)
-    check_output_file(parser, "--gantt", args.gantt)
+    check_image_file(parser, "--gantt", args.gantt)
     return args
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from migsched import a100
-from migsched.cli import OneLineParser, check_output_file
+from migsched.cli import OneLineParser, check_image_file
 from migsched.evaluation import BASELINES, AgentPolicy, load_model, make_baseline
 from migsched.policies.base import EpisodeResult, Policy, run_episode
 from migsched.policies.static import StaticPolicy
@@ -101,7 +101,7 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--N and --M must be >= 1")
     if args.model and not Path(args.model).is_file():
         parser.error(f"model file not found: {args.model}")
-    check_output_file(parser, "--gantt", args.gantt)
+    check_image_file(parser, "--gantt", args.gantt)
     return args
 
 

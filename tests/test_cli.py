@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from migsched import sweep
-from migsched.cli import SEED_MAX, OneLineParser, check_output_file, output_file_problem, positive_float, seed_int
+from migsched.cli import SEED_MAX, OneLineParser, check_image_file, check_output_file, image_format_problem, output_file_problem, positive_float, seed_int
 
 
 def parser() -> OneLineParser:
@@ -76,6 +76,19 @@ def test_a_read_only_folder_or_file_is_refused(tmp_path: Path) -> None:
         assert "not writable" in output_file_problem(folder / "old.csv")
     finally:
         folder.chmod(0o700)
+
+
+def test_a_figure_needs_a_suffix_matplotlib_saves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("g.png", "g.PDF", "g.svg"):
+        assert image_format_problem(tmp_path / name) is None
+        check_image_file(parser(), "--gantt", tmp_path / name)
+    assert image_format_problem("g") == image_format_problem("g.") and image_format_problem("g").startswith("no image suffix; end the name in one of .")
+    with pytest.raises(SystemExit):
+        check_image_file(parser(), "--gantt", tmp_path / "g.csv")
+    assert capsys.readouterr().err.startswith(f"tool.py: error: --gantt {tmp_path / 'g.csv'}: unknown image format .csv; end the name in one of ")
+    with pytest.raises(SystemExit):
+        check_image_file(parser(), "--gantt", tmp_path / "missing" / "g.png")
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_sweep_uses_the_shared_parser() -> None:

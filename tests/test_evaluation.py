@@ -66,6 +66,8 @@ def test_cli_writes_the_csv_and_the_gantt_chart(tmp_path: Path) -> None:
         (["--seed", "-1"], "argument --seed: a seed must be in 0..4294967295"),
         (["--seed", "4294967296"], "argument --seed: a seed must be in 0..4294967295"),
         (["--policies", "cpsat", "--gantt", "g.png"], "--gantt draws a policy's episode"),
+        (["--gantt", "g.txt"], "--gantt g.txt: unknown image format .txt; end the name in one of "),
+        (["--gantt", "g"], "--gantt g: no image suffix"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_one_line_message(argv: list[str], message: str, capsys) -> None:

@@ -115,7 +115,7 @@ def test_every_error_is_one_line(monkeypatch, capsys) -> None:
         assert one_line_error(["--model", str(model), "--tasks", tasks], capsys) == f"schedule.py: error: {error}\n"
 
 
-@pytest.mark.parametrize(("where", "reason"), [("missing/s.png", "does not exist"), (".", "is a directory")])
+@pytest.mark.parametrize(("where", "reason"), [("missing/s.png", "does not exist"), (".", "is a directory"), ("s.txt", "unknown image format .txt")])
 def test_the_gantt_path_is_checked_before_scheduling(where: str, reason: str, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setattr("migsched.scheduling.schedule_tasks", lambda *args: pytest.fail("scheduled before the --gantt path was checked"))
     path = tmp_path / where
