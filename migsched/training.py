@@ -42,6 +42,7 @@ from stable_baselines3.common.vec_env import (
     VecMonitor,
 )
 
+from migsched.cli import OneLineParser
 from migsched.env import REWARDS
 from migsched.evaluation import PeriodicEvaluation
 from migsched.models import check_fits, claim, first_line, model_path, record_path, save_model, write_atomically, write_record
@@ -77,13 +78,6 @@ START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else 
 
 
 # --- command line -----------------------------------------------------------------------------
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (exit status 2), without the usage."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 #: What each setting of hyperparams.yaml means, for --help (the values come from the file).
