@@ -42,7 +42,7 @@ from stable_baselines3.common.vec_env import (
     VecMonitor,
 )
 
-from migsched.cli import OneLineParser
+from migsched.cli import OneLineParser, check_output_file
 from migsched.env import REWARDS
 from migsched.evaluation import PeriodicEvaluation
 from migsched.models import check_fits, claim, first_line, model_path, record_path, save_model, write_atomically, write_record
@@ -128,6 +128,7 @@ def build_parser(version: str) -> OneLineParser:
     parser.add_argument("--tensorboard_log", help="directory for TensorBoard logs")
     parser.add_argument("--progress_bar", action="store_true", help="show a progress bar with the time left")
     parser.add_argument("--eval_freq", type=int, help="evaluate every this many timesteps, 0 = never (default: every 1%% of a run of 100000 steps or more)")
+    parser.add_argument("--record", help="also write the run's JSON record (the one beside its model) to this file when the run ends, for scripts such as sweep.py")
     return parser
 
 
@@ -197,6 +198,8 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         problem = unwritable_folder(Path(args.tensorboard_log))
         if problem:
             parser.error(f"--tensorboard_log {args.tensorboard_log}: {problem}")
+    if args.record is not None:
+        check_output_file(parser, "--record", args.record)
     if args.restore is not None:
         try:
             data = check_fits(args.restore, version, args.N, args.M)
@@ -620,6 +623,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
             write_record(record_path(best), record.snapshot(model, "best") | {"model": str(best)})
             return best
 
+        record.asked["eval_csv"] = str(stem.with_name(stem.name + "_eval.csv"))
         evaluation = PeriodicEvaluation(version, env_config, args.type_tasks, args.eval_freq, args.eval_episodes, stem.with_name(stem.name + "_eval.csv"), save_best)
         callbacks.append(EvalCallback(evaluation))
     start = model.num_timesteps
@@ -665,11 +669,17 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     path, problem = save_or_rescue(model, run_path if finished else name(steps=reached), record.snapshot(model, status), claimed=finished)
     if path is not None:
         print(f"model saved: {path}", flush=True)
+    final_record = record.snapshot(model, status) | {"model": str(path) if path else None}
     if not finished:
         try:
-            write_record(record_path(run_path), record.snapshot(model, status) | {"model": str(path) if path else None})
+            write_record(record_path(run_path), final_record)
         except OSError:
             pass  # the model's own record, or the error below, says where it is
+    if args.record is not None:
+        try:
+            write_record(Path(args.record), final_record)
+        except OSError as exc:
+            problem = "; ".join(filter(None, (problem, f"--record {args.record} not written ({exc.strerror or first_line(exc)})")))
     for signum, handler in previous.items():
         signal.signal(signum, handler)
     if failure or problem:

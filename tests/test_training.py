@@ -438,3 +438,15 @@ def test_the_reward_is_saved_with_the_model_and_kept_by_a_restore(tmp_path: Path
     assert parse_args("float", ["--N", str(N), "--M", str(M), "--restore", str(saved)]).reward == "real"
     err = fails("float", ["--N", str(N), "--M", str(M), "--restore", str(saved), "--reward", "levels"], capsys)
     assert "the model was trained with --reward real; a restore keeps it" in err
+
+
+def test_record_copies_the_run_record_for_scripts(tmp_path: Path, capsys) -> None:
+    copy = tmp_path / "run.json"
+    argv = [*flags("float", STEPS), "--eval_freq", "1024", "--eval_episodes", "2", "--record", str(copy)]
+    assert main("float", argv, folder=tmp_path) == 0
+    saved = model_path(tmp_path, N, M, STEPS, WORKLOAD)
+    data = json.loads(copy.read_text())
+    assert data == record(saved)
+    assert (data["status"], data["model"], data["eval_csv"]) == ("finished", str(saved), str(saved.with_name(saved.stem + "_eval.csv")))
+    assert data["best_evaluation"]["model"] == str(saved.with_name(saved.stem + "_best.zip"))
+    assert "--record" in fails("float", ["--record", str(tmp_path / "no" / "such" / "folder.json")], capsys)
