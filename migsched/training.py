@@ -666,10 +666,11 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     if status != "finished":
         print(f"{status} after {reached} timesteps of this run", flush=True)
     finished = status == "finished"
-    path, problem = save_or_rescue(model, run_path if finished else name(steps=reached), record.snapshot(model, status), claimed=finished)
+    final = record.snapshot(model, status)
+    path, problem = save_or_rescue(model, run_path if finished else name(steps=reached), final, claimed=finished)
     if path is not None:
         print(f"model saved: {path}", flush=True)
-    final_record = record.snapshot(model, status) | {"model": str(path) if path else None}
+    final_record = final | {"model": str(path) if path else None}
     if not finished:
         try:
             write_record(record_path(run_path), final_record)
