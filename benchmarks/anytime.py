@@ -32,7 +32,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from migsched.evaluation import AgentPolicy, load_model, make_baseline, schedule_hint
+from migsched.evaluation import load_model, schedule_hint
+from migsched.policies import make_baseline
+from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
 from migsched.policies.cpsat import CpsatResult, solve_cpsat
 from migsched.search import search

@@ -12,6 +12,7 @@ import argparse
 import csv
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,79 +22,50 @@ import numpy as np
 
 from migsched.cli import SEED_MAX, OneLineParser, check_image_file, check_output_file, positive_float, seed_int
 from migsched.env import MigSchedEnv
-from migsched.policies.base import EpisodeResult, Policy, RandomPolicy, run_episode
-from migsched.policies.greedy import GreedyPolicy
+from migsched.policies import BASELINES, make_baseline
+from migsched.policies.agent import AgentPolicy
+from migsched.policies.base import EpisodeResult, run_episode
 from migsched.policies.static import StaticPolicy
 from migsched.replay import Schedule
-from migsched.versions import make_env
+from migsched.versions import get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
-BASELINES = ("random", "static", "greedy", "far")
 POLICY_NAMES = ("agent", *BASELINES, "cpsat")
-CSV_COLUMNS = ("episode", "policy", "makespan", "lower_bound", "ratio", "optimal")
+CSV_COLUMNS = ("episode", "policy", "makespan", "lower_bound", "ratio", "optimal", "seconds", "from_hint")
 
 
 @dataclass(frozen=True)
 class Row:
-    """One policy's result on one episode (`optimal` only for cpsat)."""
+    """One policy's result on one episode: `seconds` it took (the whole search for a searching
+    agent); for cpsat, whether it is proven `optimal` and whether it is its hint's schedule
+    (`from_hint`: no solution within the limit); for a searching agent, its stochastic `rollouts`."""
 
     episode: int
     policy: str
     makespan: float
     lower_bound: float
     optimal: bool | None = None
+    seconds: float | None = None
+    from_hint: bool | None = None
+    rollouts: int | None = None
 
     @property
     def ratio(self) -> float:
         return self.makespan / self.lower_bound
 
 
-class AgentPolicy(Policy):
-    """A trained MaskablePPO model: deterministic, or sampling its policy after seeding torch with `sample_seed`.
+def agent_row(env: MigSchedEnv, model: Any, episode: int, seed: int, samples: int, time_limit: float | None) -> tuple[Row, EpisodeResult]:
+    """The agent on one episode: its deterministic rollout, or with `samples` or `time_limit` the
+    best of a search (`migsched.search`, its sampling seeded with the episode's seed)."""
+    began = time.perf_counter()
+    if not samples and time_limit is None:
+        result = run_episode(env, AgentPolicy(model), seed=seed)
+        return Row(episode, "agent", result.makespan, result.lower_bound, seconds=time.perf_counter() - began), result
+    from migsched.search import search
 
-    A deterministic policy can cycle forever (reconfigure, wait, reconfigure back): after 20
-    steps per task it samples from its policy for the rest of the episode, seeded, so every
-    episode ends and the result stays reproducible.
-    """
-
-    name = "agent"
-
-    def __init__(self, model: Any, sample_seed: int | None = None) -> None:
-        self.model = model
-        self.sample_seed = sample_seed
-
-    def reset(self, env: MigSchedEnv, seed: int | None = None) -> None:
-        import torch
-
-        self.steps = 0
-        self.deterministic_steps = 0 if self.sample_seed is not None else 20 * len(env.state.tasks) + 100
-        torch.manual_seed(self.sample_seed if self.sample_seed is not None else (seed or 0))
-
-    def act(self, env: MigSchedEnv) -> int:
-        obs = env.encoder.encode(env.state)
-        self.steps += 1
-        deterministic = self.steps <= self.deterministic_steps
-        action, _ = self.model.predict(obs, action_masks=env.action_masks(), deterministic=deterministic)
-        return int(action)
-
-
-def make_baseline(name: str) -> Policy:
-    """A baseline policy by name."""
-    if name == "far":
-        from migsched.policies.far import FarPolicy
-
-        return FarPolicy()
-    return {"random": RandomPolicy, "static": StaticPolicy, "greedy": GreedyPolicy}[name]()
-
-
-def agent_episode(env: MigSchedEnv, model: Any, seed: int, samples: int) -> EpisodeResult:
-    """The agent's deterministic episode, or the best of it and `samples` stochastic ones."""
-    best = run_episode(env, AgentPolicy(model), seed=seed)
-    for k in range(samples):
-        trial = run_episode(env, AgentPolicy(model, sample_seed=seed * 1000 + k), seed=seed)
-        if trial.makespan < best.makespan:
-            best = trial
-    return best
+    found = search(model, env, samples=samples or None, time_limit=time_limit, seed=seed, reset_seed=seed)
+    best = found.best
+    return Row(episode, "agent", best.makespan, best.lower_bound, seconds=found.seconds, rollouts=found.rollouts), best
 
 
 def schedule_hint(schedule: Schedule, n_tasks: int) -> list[tuple[tuple[int, int], float]]:
@@ -106,12 +78,14 @@ def schedule_hint(schedule: Schedule, n_tasks: int) -> list[tuple[tuple[int, int
 
 
 def cpsat_row(env: MigSchedEnv, episode: int, seed: int, time_limit: float) -> Row:
-    """The CP-SAT reference of the episode's batch, hinted with the static schedule."""
+    """The CP-SAT reference of the episode's batch, hinted with the static schedule (which it
+    returns, marked `from_hint`, if it finds none within the limit); `seconds` counts the hint."""
     from migsched.policies.cpsat import solve_cpsat
 
+    began = time.perf_counter()
     hint = schedule_hint(run_episode(env, StaticPolicy(), seed=seed).schedule, len(env.state.tasks))
     result = solve_cpsat(env.state.tasks.tolist(), env.initial_free, time_limit=time_limit, hint=hint, lower_bound=env.lower_bound)
-    return Row(episode, "cpsat", result.makespan, env.lower_bound, result.proven_optimal)
+    return Row(episode, "cpsat", result.makespan, env.lower_bound, result.proven_optimal, time.perf_counter() - began, result.from_hint)
 
 
 def evaluate(
@@ -124,8 +98,10 @@ def evaluate(
     model: Any = None,
     samples: int = 0,
     cpsat_time: float = 10.0,
+    time_limit: float | None = None,
 ) -> tuple[list[Row], dict[str, dict[int, EpisodeResult]]]:
-    """Run every policy on episodes seed, seed+1, ...: the rows and each policy's episode results."""
+    """Run every policy on episodes seed, seed+1, ...: the rows and each policy's episode results.
+    The agent searches (`samples` rollouts and/or `time_limit` seconds per episode) if asked."""
     env = make_env(version, env_config, type_tasks)
     rows, results = [], {}
     for name in policies:
@@ -137,11 +113,13 @@ def evaluate(
                 rows.append(cpsat_row(env, episode, episode_seed, cpsat_time))
                 continue
             if name == "agent":
-                result = agent_episode(env, model, episode_seed, samples)
+                row, result = agent_row(env, model, episode, episode_seed, samples, time_limit)
             else:
+                began = time.perf_counter()
                 result = run_episode(env, make_baseline(name), seed=episode_seed)
+                row = Row(episode, name, result.makespan, result.lower_bound, seconds=time.perf_counter() - began)
             results[name][episode] = result
-            rows.append(Row(episode, name, result.makespan, result.lower_bound))
+            rows.append(row)
     return rows, results
 
 
@@ -152,7 +130,7 @@ def summary(rows: Sequence[Row]) -> str:
         by_policy.setdefault(row.policy, {})[row.episode] = row
     cpsat = by_policy.get("cpsat")
     agent = by_policy.get("agent")
-    header = f"{'policy':<8} {'mean':>7} {'median':>7} {'p95':>7} {'/cpsat':>7} {'agent wins':>10}"
+    header = f"{'policy':<8} {'mean':>7} {'median':>7} {'p95':>7} {'/cpsat':>7} {'agent wins':>10} {'s/batch':>8}"
     lines = ["makespan / lower bound", header, "-" * len(header)]
     for name, episodes in by_policy.items():
         ratios = [row.ratio for row in episodes.values()]
@@ -161,10 +139,16 @@ def summary(rows: Sequence[Row]) -> str:
         if agent and name != "agent":
             share = statistics.mean(agent[k].makespan < row.makespan - 1e-9 for k, row in episodes.items())
             wins = f"{share:10.0%}"
-        lines.append(f"{name:<8} {statistics.mean(ratios):7.3f} {statistics.median(ratios):7.3f} {np.percentile(ratios, 95):7.3f} {to_cpsat} {wins}")
+        seconds = [row.seconds for row in episodes.values() if row.seconds is not None]
+        per_batch = f"{statistics.mean(seconds):8.3f}" if seconds else f"{'-':>8}"
+        lines.append(f"{name:<8} {statistics.mean(ratios):7.3f} {statistics.median(ratios):7.3f} {np.percentile(ratios, 95):7.3f} {to_cpsat} {wins} {per_batch}")
     if cpsat:
         proven = sum(bool(row.optimal) for row in cpsat.values())
-        lines.append(f"cpsat proven optimal on {proven} of {len(cpsat)} episodes")
+        hinted = sum(bool(row.from_hint) for row in cpsat.values())
+        lines.append(f"cpsat proven optimal on {proven} of {len(cpsat)} episodes" + (f"; no schedule within the limit on {hinted}, its hint's (static) kept" if hinted else ""))
+    if agent and any(row.rollouts is not None for row in agent.values()):
+        rollouts = statistics.mean(row.rollouts or 0 for row in agent.values())
+        lines.append(f"agent search: {rollouts:.0f} stochastic rollouts per batch on average, {statistics.mean(row.seconds for row in agent.values()):.3f} s per batch")
     return "\n".join(lines)
 
 
@@ -175,7 +159,9 @@ def write_csv(rows: Sequence[Row], path: str | Path) -> None:
         writer.writerow(CSV_COLUMNS)
         for row in rows:
             optimal = "" if row.optimal is None else str(row.optimal).lower()
-            writer.writerow([row.episode, row.policy, f"{row.makespan:.6f}", f"{row.lower_bound:.6f}", f"{row.ratio:.6f}", optimal])
+            from_hint = "" if row.from_hint is None else str(row.from_hint).lower()
+            seconds = "" if row.seconds is None else f"{row.seconds:.4f}"
+            writer.writerow([row.episode, row.policy, f"{row.makespan:.6f}", f"{row.lower_bound:.6f}", f"{row.ratio:.6f}", optimal, seconds, from_hint])
 
 
 def load_model(path: str, version: str) -> tuple[Any, dict[str, int]]:
@@ -192,23 +178,29 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--type_tasks", default="good_scaling", choices=WORKLOAD_NAMES)
     parser.add_argument("--seed", type=seed_int, default=0, help=f"seed of the first episode; episode k uses seed + k (0..{SEED_MAX})")
-    parser.add_argument("--samples", type=int, default=0, help="also try K stochastic rollouts per episode and keep the best")
+    parser.add_argument("--samples", type=int, default=0, help="search: also try K stochastic rollouts of the agent per episode and keep the best (offline versions)")
+    parser.add_argument("--time_limit", type=positive_float, help="search: keep sampling the agent's rollouts for this many seconds per episode and keep the best (offline versions)")
     parser.add_argument("--policies", help=f"comma-separated, from {','.join(POLICY_NAMES)} (default: all that apply)")
     parser.add_argument("--csv", help="write one row per episode and policy")
     parser.add_argument("--gantt", help="draw one episode as a Gantt chart (PNG)")
     parser.add_argument("--gantt_episode", type=int, default=0)
     parser.add_argument("--cpsat_time", type=positive_float, default=10.0, help="seconds per CP-SAT solve")
-    parser.add_argument("--N", type=int, default=14, help="without --model: ready task slots")
-    parser.add_argument("--M", type=int, default=14, help="without --model: levels")
-    parser.add_argument("--queue_len", type=int, default=50, help="online only: tasks per episode")
+    defaults = get_version(version).defaults
+    parser.add_argument("--N", type=int, default=defaults["N"], help=f"without --model: ready task slots (default {defaults['N']})")
+    parser.add_argument("--M", type=int, default=defaults["M"], help=f"without --model: levels (default {defaults['M']})")
+    parser.add_argument("--queue_len", type=int, default=defaults.get("queue_len"), help="online only: tasks per episode" + (f" (default {defaults['queue_len']})" if "queue_len" in defaults else ""))
     args = parser.parse_args(argv)
-    if args.episodes < 1 or args.samples < 0 or args.N < 1 or args.M < 1 or args.queue_len < 1:
+    if args.episodes < 1 or args.samples < 0 or args.N < 1 or args.M < 1 or (args.queue_len is not None and args.queue_len < 1):
         parser.error("--episodes, --N, --M and --queue_len must be positive, --samples >= 0")
+    if get_version(version).online and (args.samples or args.time_limit is not None):
+        parser.error("--samples and --time_limit search a whole batch, which an online episode does not have (its tasks arrive as they are revealed): the online agent is measured without search")
+    if (args.samples or args.time_limit is not None) and not args.model:
+        parser.error("--samples and --time_limit search with the agent: give --model")
     if args.seed + args.episodes - 1 > SEED_MAX:
         parser.error(f"--seed {args.seed} with --episodes {args.episodes}: the last episode's seed would pass {SEED_MAX}")
     if args.model and not Path(args.model).is_file():
         parser.error(f"model file not found: {args.model}")
-    offline = version != "online"
+    offline = get_version(version).offline
     available = [p for p in POLICY_NAMES if (p != "agent" or args.model) and (p != "cpsat" or offline)]
     if args.policies is not None:
         args.policies = [p.strip() for p in args.policies.split(",") if p.strip()]
@@ -241,9 +233,9 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"evaluate.py: error: {exc}", file=sys.stderr)
             return 2
-    if version == "online":
+    if get_version(version).online:
         env_config["queue_len"] = args.queue_len
-    rows, results = evaluate(version, env_config, args.type_tasks, args.episodes, args.seed, args.policies, model, args.samples, args.cpsat_time)
+    rows, results = evaluate(version, env_config, args.type_tasks, args.episodes, args.seed, args.policies, model, args.samples, args.cpsat_time, args.time_limit)
     print(f"{version}, {args.type_tasks}, N={env_config['N']} M={env_config['M']}, {args.episodes} episodes from seed {args.seed}")
     print(summary(rows))
     if args.csv:

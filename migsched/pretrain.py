@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from migsched.evaluation import make_baseline
+from migsched.policies import make_baseline
 from migsched.versions import make_env
 
 TEACHERS = ("static", "greedy", "far")

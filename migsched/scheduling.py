@@ -2,51 +2,77 @@
 
 The GPU starts idle in `--partition`. The online version feeds the whole list through its
 ready window in file order; an offline version schedules it in batches of N in file order,
-each batch starting, idle, in the partition where the previous one ended, after it.
+each batch starting, idle, in the partition where the previous one ended, after it. Offline,
+the agent may search each batch (`--samples`, `--time_limit`: `migsched.search`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from migsched import a100
-from migsched.cli import OneLineParser, check_image_file
-from migsched.evaluation import BASELINES, AgentPolicy, load_model, make_baseline
+from migsched.cli import OneLineParser, check_image_file, positive_float
+from migsched.env import MigSchedEnv
+from migsched.evaluation import load_model
+from migsched.policies import BASELINES, make_baseline
+from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import EpisodeResult, Policy, run_episode
 from migsched.policies.static import StaticPolicy
 from migsched.replay import Interval, Schedule, lower_bound
-from migsched.versions import make_env
+from migsched.versions import get_version, make_env
 from migsched.workloads import parse_task_file
 
 
 @dataclass(frozen=True)
 class Batch:
-    """One episode of the schedule: which tasks (indices into the file), when it began, its result."""
+    """One episode of the schedule: which tasks (indices into the file), when it began, its
+    result, and the wall-clock seconds it took to schedule."""
 
     tasks: list[int]
     offset: float
     result: EpisodeResult
+    seconds: float
 
 
-def schedule_tasks(version: str, env_config: dict[str, int], times: np.ndarray, partition: int, make_policy: Callable[[], Policy]) -> list[Batch]:
+#: Plays one episode in an env, reset with the given options, to its end; `env` is left at the end.
+Play = Callable[[MigSchedEnv, dict], EpisodeResult]
+
+
+def play_policy(make_policy: Callable[[], Policy], env: MigSchedEnv, options: dict) -> EpisodeResult:
+    """A `Play`: a new policy from `make_policy` plays the episode."""
+    return run_episode(env, make_policy(), options=options)
+
+
+def play_search(model: Any, samples: int | None, time_limit: float | None, seed: int, env: MigSchedEnv, options: dict) -> EpisodeResult:
+    """A `Play`: the agent's search (offline) keeps its best schedule of the episode."""
+    from migsched.search import search
+
+    return search(model, env, samples=samples, time_limit=time_limit, seed=seed, options=options).best
+
+
+def schedule_tasks(version: str, env_config: dict[str, Any], times: np.ndarray, partition: int, play: Play) -> list[Batch]:
     """Schedule all `times` (in file order) from an idle GPU in `partition`."""
     env = make_env(version, env_config)
-    if version == "online":
-        result = run_episode(env, make_policy(), options={"tasks": times.tolist(), "partition": partition})
-        return [Batch(list(range(len(times))), 0.0, result)]
+    if get_version(version).online:
+        began = time.perf_counter()
+        result = play(env, {"tasks": times.tolist(), "partition": partition})
+        return [Batch(list(range(len(times))), 0.0, result, time.perf_counter() - began)]
     batches, offset = [], 0.0
     for first in range(0, len(times), env.N):
         chunk = list(range(first, min(first + env.N, len(times))))
         idle = [0] * len(a100.PARTITIONS[partition])
-        result = run_episode(env, make_policy(), options={"tasks": times[chunk].tolist(), "partition": partition, "busy": idle})
-        batches.append(Batch(chunk, offset, result))
+        began = time.perf_counter()
+        result = play(env, {"tasks": times[chunk].tolist(), "partition": partition, "busy": idle})
+        batches.append(Batch(chunk, offset, result, time.perf_counter() - began))
         offset += result.makespan
         partition = env.state.partition
     return batches
@@ -92,13 +118,24 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", required=True, help="task file: 'Task NAME' then 'SIZE TIME' lines for sizes 1, 2, 3, 4, 7")
     parser.add_argument("--partition", type=int, default=1, help="initial partition 1..16 (idle)")
     parser.add_argument("--gantt", help="draw the schedule (PNG)")
-    parser.add_argument("--N", type=int, default=14, help="with --baseline: ready task slots")
-    parser.add_argument("--M", type=int, default=14, help="with --baseline: levels")
+    parser.add_argument("--samples", type=int, default=0, help="search: also try K stochastic rollouts of the agent per batch and keep the best (offline versions)")
+    parser.add_argument("--time_limit", type=positive_float, help="search: keep sampling the agent's rollouts for this many seconds per batch and keep the best (offline versions)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the search's sampling (default 0)")
+    defaults = get_version(version).defaults
+    parser.add_argument("--N", type=int, default=defaults["N"], help=f"with --baseline: ready task slots (default {defaults['N']})")
+    parser.add_argument("--M", type=int, default=defaults["M"], help=f"with --baseline: levels (default {defaults['M']})")
     args = parser.parse_args(argv)
     if not 1 <= args.partition <= a100.NUM_PARTITIONS:
         parser.error(f"--partition must be in 1..{a100.NUM_PARTITIONS}")
     if args.N < 1 or args.M < 1:
         parser.error("--N and --M must be >= 1")
+    if args.samples < 0:
+        parser.error(f"--samples must be >= 0, got {args.samples}")
+    searching = bool(args.samples) or args.time_limit is not None
+    if searching and get_version(version).online:
+        parser.error("--samples and --time_limit search a whole batch, which an online episode does not have (its tasks arrive as they are revealed): the online agent schedules without search")
+    if searching and not args.model:
+        parser.error("--samples and --time_limit search with the agent: give --model")
     if args.model and not Path(args.model).is_file():
         parser.error(f"model file not found: {args.model}")
     check_image_file(parser, "--gantt", args.gantt)
@@ -112,23 +149,26 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
         names, times = parse_task_file(args.tasks)
         if args.model:
             model, env_config = load_model(args.model, version)
-            make_policy: Callable[[], Policy] = partial(AgentPolicy, model)
+            play: Play = partial(play_policy, partial(AgentPolicy, model))
+            if args.samples or args.time_limit is not None:
+                play = partial(play_search, model, args.samples or None, args.time_limit, args.seed)
         else:
             env_config = {"N": args.N, "M": args.M}
-            make_policy = partial(make_baseline, args.baseline)
+            play = partial(play_policy, partial(make_baseline, args.baseline))
     except (OSError, ValueError) as exc:
         print(f"schedule.py: error: {exc}", file=sys.stderr)
         return 2
-    batches = schedule_tasks(version, env_config, times, args.partition, make_policy)
+    batches = schedule_tasks(version, env_config, times, args.partition, play)
     who = "agent" if args.model else args.baseline
+    if args.samples or args.time_limit is not None:
+        who += " with search (" + ", ".join(filter(None, (f"{args.samples} samples" if args.samples else "", f"{args.time_limit} s" if args.time_limit else ""))) + " per batch)"
     print(f"{len(names)} tasks from {args.tasks}, scheduled by the {version} {who} from an idle GPU in partition {args.partition} ({a100.describe(args.partition)})")
     for number, batch in enumerate(batches, start=1):
-        if len(batches) > 1:
-            print(f"batch {number} ({len(batch.tasks)} tasks):")
+        print(f"batch {number} ({len(batch.tasks)} tasks, scheduled in {batch.seconds:.3f} s):")
         print("\n".join(describe_decisions(batch, names)))
     makespan = sum(b.result.makespan for b in batches)
     bound = lower_bound(times, [0.0] * a100.NUM_SLICES)
-    static = sum(b.result.makespan for b in schedule_tasks(version, env_config, times, args.partition, StaticPolicy))
+    static = sum(b.result.makespan for b in schedule_tasks(version, env_config, times, args.partition, partial(play_policy, StaticPolicy)))
     print(f"makespan {makespan:.3f} s, lower bound {bound:.3f} s (ratio {makespan / bound:.3f}); static baseline {static:.3f} s")
     if args.gantt:
         from migsched.plots import gantt

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from migsched.env import MigSchedEnv
-from migsched.evaluation import AgentPolicy
-from migsched.policies.base import MAX_EPISODE_STEPS, EpisodeResult
+from migsched.policies.agent import AgentPolicy, deterministic_steps
+from migsched.policies.base import EpisodeResult, max_episode_steps
 
 DEFAULT_BATCH = 128  # measured on 14-task episodes, one thread: 128 beats 16 and 64 (one_hot most, its one-hot preprocessing costs per step)
 
@@ -69,7 +69,7 @@ def search(
     """The best schedule of the agent's deterministic rollout and its stochastic rollouts.
 
     The episode is `env.reset(seed=reset_seed, options=options)`. The deterministic rollout is
-    `evaluation.AgentPolicy`'s episode (argmax of the masked policy; after 20 steps per task +
+    `policies.agent.AgentPolicy`'s episode (argmax of the masked policy; after 20 steps per task +
     100 it samples, torch seeded with `reset_seed`, as evaluation does). Then stochastic rollouts
     from the same start state, `batch` lanes at a time: per step one forward pass of the policy
     network over the unfinished lanes, each lane's action drawn from softmax(masked logits /
@@ -128,7 +128,7 @@ def _search(
     """`search` after its arguments are checked, with garbage collection paused."""
     env.reset(seed=reset_seed, options=options)
     start = pickle.dumps(env)  # the start state: every rollout unpickles its own copy (faster than deepcopy)
-    cap = 20 * len(env.state.tasks) + 100
+    cap = deterministic_steps(len(env.state.tasks))
     net = _PolicyNet(model)
 
     det_began = time.perf_counter()
@@ -229,7 +229,8 @@ def _deterministic_rollout(lane: MigSchedEnv, model: Any, net: _PolicyNet, reset
     policy.reset(lane, reset_seed)
     obs = lane.encoder.encode(lane.state)
     actions: list[int] = []
-    for step in range(MAX_EPISODE_STEPS):
+    limit = max_episode_steps(len(lane.state.tasks))
+    for step in range(limit):
         if step < cap:
             action = int(np.argmax(net.logits(obs[None], lane.action_masks()[None])[0]))
         else:
@@ -239,7 +240,7 @@ def _deterministic_rollout(lane: MigSchedEnv, model: Any, net: _PolicyNet, reset
         actions.append(action)
         if terminated:
             return actions, EpisodeResult(info["makespan"], info["lower_bound"], info["makespan_levels"], tuple(lane.decision_log), lane.schedule())
-    raise RuntimeError(f"the agent did not finish an episode within {MAX_EPISODE_STEPS} steps")
+    raise RuntimeError(f"the agent did not finish an episode within {limit} steps")
 
 
 def _replay_into(env: MigSchedEnv, actions: list[int]) -> EpisodeResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import DATA, script_env, version_copy
 
-from migsched.evaluation import AgentPolicy
+from migsched.policies.agent import AgentPolicy
+from migsched.evaluation import evaluate
 from migsched.evaluation import main as evaluate_main
 from migsched.policies.base import run_episode
 from migsched.models import load_checked_model
@@ -78,7 +80,7 @@ def test_schedule_with_the_model_prints_every_task_once(trained: Path) -> None:
     out = run(trained.parent, "schedule.py", "--model", str(trained / f"{STEM}.zip"), "--tasks", str(DATA / "rodinia_a30.txt"))
     for name in parse_task_file(str(DATA / "rodinia_a30.txt"))[0]:
         assert sum(f"run {name} on " in line for line in out.splitlines()) == 1
-    assert "batch 2 (4 tasks)" in out
+    assert re.search(r"^batch 2 \(4 tasks, scheduled in \d+\.\d{3} s\):$", out, re.MULTILINE)
 
 
 def test_the_agent_always_finishes_and_is_reproducible(trained: Path) -> None:
@@ -144,3 +146,32 @@ def test_ent_coef_sets_a_constant_or_a_phased_entropy_coefficient(tmp_path: Path
     assert "entropy coefficient 0.05 from timestep 0 of this run" in out
     assert "entropy coefficient 0.0 from timestep 1024 of this run" in out
     assert load_checked_model(folder / "trained_models" / "bs3_N=3_M=5_s=2048_mix_scaling_extreme.zip", "float")[0].ent_coef == 0.0
+
+
+def test_evaluate_searches_with_the_agent_and_reports_its_seconds(trained: Path, tmp_path: Path) -> None:
+    model, config = load_checked_model(trained / f"{STEM}.zip", "float")
+    plain, _ = evaluate("float", config, "wide_times", 3, 7, ["agent"], model=model)
+    searched, _ = evaluate("float", config, "wide_times", 3, 7, ["agent"], model=model, samples=16)
+    timed, _ = evaluate("float", config, "wide_times", 3, 7, ["agent"], model=model, time_limit=0.3)
+    for better in (searched, timed):
+        assert all(b.makespan <= p.makespan for b, p in zip(better, plain))
+    assert [row.rollouts for row in searched] == [16, 16, 16]
+    assert all(row.rollouts >= 1 and row.seconds >= 0.27 for row in timed), timed  # it samples until the limit (test_search checks it stops there)
+    out_csv = tmp_path / "e.csv"
+    out = run(trained.parent, "evaluate.py", "--model", str(trained / f"{STEM}.zip"), "--episodes", "2", "--type_tasks", "wide_times",
+              "--policies", "agent,cpsat", "--time_limit", "0.2", "--cpsat_time", "0.001", "--csv", str(out_csv))  # fmt: skip
+    assert "s/batch" in out and re.search(r"agent search: \d+ stochastic rollouts per batch on average, 0\.2\d\d s per batch", out)
+    with open(out_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["seconds"]) > 0 for r in rows] == [True] * 4
+    assert {r["policy"]: r["from_hint"] for r in rows} == {"agent": "", "cpsat": "true"}
+
+
+def test_schedule_searches_each_batch(trained: Path) -> None:
+    args = ["--model", str(trained / f"{STEM}.zip"), "--tasks", str(DATA / "rodinia_a30.txt")]
+    makespan = {}
+    for name, extra in (("plain", []), ("search", ["--samples", "16"])):
+        out = run(trained.parent, "schedule.py", *args, *extra)
+        makespan[name] = float(re.search(r"^makespan ([\d.]+) s", out, re.MULTILINE).group(1))
+    assert makespan["search"] <= makespan["plain"]
+    assert "agent with search (16 samples per batch)" in out

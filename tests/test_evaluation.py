@@ -122,3 +122,18 @@ def test_online_has_no_cpsat_reference(capsys) -> None:
     with pytest.raises(SystemExit):
         main("online", ["--policies", "cpsat"])
     assert "not available here" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--samples", "4"], ["--time_limit", "0.5"]])
+def test_online_refuses_to_search_in_one_line(flags: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main("online", flags)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1
+    assert "an online episode does not have" in err and "measured without search" in err
+
+
+def test_search_needs_a_model(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main("float", ["--time_limit", "1"])
+    assert "give --model" in capsys.readouterr().err

@@ -89,7 +89,7 @@ def test_cpsat_is_a_lower_reference_for_every_policy_on_small_batches() -> None:
 
 
 def test_far_is_available_to_every_version() -> None:
-    from migsched.evaluation import make_baseline
+    from migsched.policies import make_baseline
 
     for version in VERSIONS:
         env = small_env(version, n=4, m=5)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sb3_contrib import MaskablePPO
 
-from migsched.evaluation import make_baseline
+from migsched.policies import make_baseline
 from migsched.policies.base import run_episode
 from migsched.pretrain import DEMO_SEED, clone, demonstrations
 from migsched.versions import make_env

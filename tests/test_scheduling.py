@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from conftest import DATA
 
-from migsched.evaluation import make_baseline
+from migsched.policies import make_baseline
 from migsched.policies import base
 from migsched.policies.base import Policy, run_episode
-from migsched.scheduling import main, schedule_tasks
+from migsched.scheduling import main, play_policy, schedule_tasks
 from migsched.state import FIRST_RUN_ACTION
 from migsched.versions import make_env
 from migsched.workloads import parse_task_file
@@ -71,10 +71,10 @@ def test_every_task_is_printed_exactly_once(version: str, n: int, tmp_path: Path
 
 def test_printed_times_follow_the_replay() -> None:
     from migsched.policies.static import StaticPolicy
-    from migsched.scheduling import describe_decisions, schedule_tasks
+    from migsched.scheduling import describe_decisions
 
     names, times = parse_task_file(str(DATA / "small_tasks.txt"))
-    batches = schedule_tasks("float", {"N": 2, "M": 10}, times, 1, StaticPolicy)
+    batches = schedule_tasks("float", {"N": 2, "M": 10}, times, 1, partial(play_policy, StaticPolicy))
     assert [b.tasks for b in batches] == [[0, 1], [2, 3]]
     assert batches[1].offset == batches[0].result.makespan
     lines = [line for b in batches for line in describe_decisions(b, names) if " run " in line]
@@ -155,6 +155,6 @@ def test_a_long_online_list_fits_under_the_cap(monkeypatch) -> None:
     monkeypatch.setattr(base, "BASE_EPISODE_STEPS", 1000)
     monkeypatch.setattr(base, "STEPS_PER_TASK", 3)
     times = generate("wide_times", 3000, np.random.default_rng(0))
-    (batch,) = schedule_tasks("online", {"N": 14, "M": 14}, times, 1, partial(make_baseline, "greedy"))
+    (batch,) = schedule_tasks("online", {"N": 14, "M": 14}, times, 1, partial(play_policy, partial(make_baseline, "greedy")))
     assert sum(d.kind == "run" for d in batch.result.log) == 3000
     assert len(batch.result.log) > base.BASE_EPISODE_STEPS, "more steps than a cap that ignores the task count allows"

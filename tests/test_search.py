@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sb3_contrib import MaskablePPO
 
-from migsched.evaluation import AgentPolicy
+from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
 from migsched.search import _PolicyNet, _run_batch, search
 from conftest import small_env

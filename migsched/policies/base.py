@@ -21,8 +21,6 @@ from migsched.state import Decision
 #: cycles (e.g. reconfigures back and forth); the cap grows with a long online task list.
 BASE_EPISODE_STEPS = 100_000
 STEPS_PER_TASK = 1_000
-#: The former fixed cap, which migsched/search.py still imports; new code calls max_episode_steps.
-MAX_EPISODE_STEPS = BASE_EPISODE_STEPS
 
 
 class Policy:
