@@ -1,42 +1,33 @@
-"""sweep.py: the plan, the grid, the tables, bad input, and a tiny local Ray sweep with a setting
-that train.py rejects, then resumed.
+"""sweep.py: the plan, the grid, the tables, bad input, a trial read from train.py's record,
+and a tiny local Ray sweep with a setting that train.py rejects, then resumed.
 
 The sweep trains real `train.py` subprocesses (N=3, M=4, one 2048-step rollout) on a Ray session
-of 2 CPUs that this module starts; the models they write beside train.py are removed at the end.
-Runs of this session are told apart from any other's by their --num_steps.
+of 2 CPUs that this module starts. They run copies of the version folders' scripts in a
+temporary folder, so their models never go to the repository's trained_models/.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
-import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 import ray
+from conftest import version_copy
 
-from migsched.sweep import (
-    SET_BY_SWEEP,
-    SweepError,
-    Trial,
-    check_grid,
-    load_grid,
-    main,
-    name_lock,
-    plan,
-    summary_table,
-    train_argv,
-    train_flags,
-    trial_row,
-)
+from migsched.sweep import main, parse_args
+from migsched.sweep.plan import SET_BY_SWEEP, SweepError, Trial, check_grid, env_config, is_switch, load_grid, plan, prepare, train_flags
+from migsched.sweep.report import summary_table, trial_row
+from migsched.sweep.trial import train_argv, trial_record
+from migsched.versions import get_version
 
 ROOT = Path(__file__).resolve().parent.parent
-STEPS = 1000 + os.getpid() % 900  # this session's --num_steps: its model names are its own
+STEPS = 2048  # one rollout of --preset fast
 VERSIONS, WORKLOADS = ("float", "entropy"), ("good_scaling", "wide_times")
 EPISODES = 3
 
@@ -57,10 +48,10 @@ def test_the_plan_is_every_version_workload_seed_and_grid_combination() -> None:
 def test_train_argv_sets_the_sweeps_flags_then_the_grid_setting() -> None:
     spec = Trial("online", "bad_scaling", 2, (("net_arch", "64,64"), ("ortho", True), ("quiet", False))).spec()
     settings = {"num_steps": 5000, "N": 3, "M": 4, "device": "cpu", "eval_episodes": 7, "preset": "fast", "eval_freq": None, "switches": ["ortho", "quiet"]}
-    argv = train_argv(spec, settings)
+    argv = train_argv(spec, settings, Path("/o/records/t.json"))
     assert argv == [
-        "--num_steps", "5000", "--N", "3", "--M", "4", "--type_tasks", "bad_scaling", "--seed", "2",
-        "--device", "cpu", "--eval_episodes", "7", "--preset", "fast", "--net_arch", "64,64", "--ortho",
+        "--num_steps", "5000", "--N", "3", "--M", "4", "--type_tasks", "bad_scaling", "--seed", "2", "--device", "cpu",
+        "--eval_episodes", "7", "--record", "/o/records/t.json", "--preset", "fast", "--net_arch", "64,64", "--ortho",
     ]  # fmt: skip
 
 
@@ -92,43 +83,78 @@ def test_a_bad_grid_file_is_a_one_line_error(tmp_path: Path, text: str, message:
 
 
 @pytest.fixture(scope="module")
-def flags() -> dict[str, str]:
-    """What float/train.py --help lists."""
+def flags() -> dict[str, argparse.Action]:
+    """The flags of float's train.py parser."""
     return train_flags("float")
 
 
-def test_grid_keys_must_be_free_train_py_flags(flags: dict[str, str]) -> None:
-    assert flags["batch_size"] == "BATCH_SIZE" and flags["vec_env"] == "{subproc,dummy}" and flags["progress_bar"] == ""
+def test_grid_keys_must_be_free_train_py_flags(flags: dict[str, argparse.Action]) -> None:
+    assert flags["batch_size"].dest == "batch_size" and flags["vec_env"].choices == ("subproc", "dummy")
+    assert is_switch(flags["progress_bar"]) and not is_switch(flags["batch_size"])
     assert set(SET_BY_SWEEP) <= set(flags), "every flag sweep.py sets is one train.py has"
-    with pytest.raises(SweepError, match="not train.py flags: bogus, lr"):
-        check_grid({"batch_size": [64], "bogus": [1], "lr": [0.1]}, flags, "g.yaml")
+    with pytest.raises(SweepError, match="not train.py flags: bogus, lr .float/train.py has .*batch_size"):
+        check_grid({"batch_size": [64], "bogus": [1], "lr": [0.1]}, flags, "g.yaml", "float")
     with pytest.raises(SweepError, match="not sweepable: num_steps"):
-        check_grid({"num_steps": [10]}, flags, "g.yaml")
+        check_grid({"num_steps": [10]}, flags, "g.yaml", "float")
+    with pytest.raises(SweepError, match="not sweepable: record"):
+        check_grid({"record": ["r.json"]}, flags, "g.yaml", "float")
+    switch = argparse.ArgumentParser().add_argument("--ortho", action="store_true")
     with pytest.raises(SweepError, match="on/off flags take true or false: ortho"):
-        check_grid({"ortho": [1]}, {**flags, "ortho": ""}, "g.yaml")
+        check_grid({"ortho": [1]}, {**flags, "ortho": switch}, "g.yaml", "float")
+    check_grid({"ortho": [True, False]}, {**flags, "ortho": switch}, "g.yaml", "float")
 
 
-def test_the_example_grid_fits_train_py(flags: dict[str, str]) -> None:
+def test_the_example_grid_fits_every_versions_train_py() -> None:
     grid = load_grid(str(ROOT / "sweeps" / "example_grid.yaml"))
-    check_grid(grid, flags, "sweeps/example_grid.yaml")
+    for version in ("one_hot", "float", "entropy", "direct_reconfig", "online"):
+        check_grid(grid, train_flags(version), "sweeps/example_grid.yaml", version)
     assert len(plan(["float"], ["wide_times"], 1, grid)) == 4
 
 
-def test_the_name_lock_holds_until_released() -> None:
-    name = Path(f"/nowhere/bs3_test_{os.getpid()}.zip")
-    acquired = threading.Event()
+# --- one trial, from train.py's record ------------------------------------------------------------
 
-    def second() -> None:
-        with name_lock(name):
-            acquired.set()
 
-    with name_lock(name) as release:
-        waiter = threading.Thread(target=second)
-        waiter.start()
-        assert not acquired.wait(0.3), "a second run of the same name started while the first held it"
-        release()
-        assert acquired.wait(5)
-    waiter.join()
+SILENT_TRAIN = """import contextlib, os, sys
+from pathlib import Path
+from migsched.training import main
+print("model saved: /nowhere/printed.zip")
+with open(os.devnull, "w") as nothing, contextlib.redirect_stdout(nothing):
+    status = main("float", folder=Path(__file__).resolve().parent)
+raise SystemExit(status)
+"""
+
+
+def trial_settings(out: Path, scripts: Path) -> dict:
+    return {
+        "out": str(out), "scripts": str(scripts), "num_steps": STEPS, "N": 3, "M": 4, "preset": "fast", "eval_freq": 0,
+        "eval_episodes": EPISODES, "eval_seed": 0, "cpsat_time": None, "device": "cpu", "switches": [],
+    }  # fmt: skip
+
+
+def test_a_trial_takes_its_model_and_figures_from_train_pys_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    (tmp_path / "versions" / "float").mkdir(parents=True)
+    (tmp_path / "versions" / "float" / "train.py").write_text(SILENT_TRAIN)
+    spec = Trial("float", "wide_times", 0, ()).spec()
+    record = trial_record(spec, trial_settings(tmp_path / "out", tmp_path / "versions"))
+    assert record["status"] == "ok", record["log_tail"]
+    assert record["model"] == str(tmp_path / "versions" / "float" / "trained_models" / f"bs3_N=3_M=4_s={STEPS}_wide_times.zip")
+    assert Path(record["model"]).is_file() and record["best_model"] is None and record["best"] is None
+    assert record["training"]["timesteps"] == STEPS and record["wall_clock_s"] == record["training"]["wall_clock_s"] > 0
+    assert len(record["final"]["makespan"]) == EPISODES
+    assert "rollout/" not in Path(record["log"]).read_text(), "train.py printed nothing of its training"
+
+
+def test_a_trial_without_a_record_fails_even_with_an_old_one_there(tmp_path: Path) -> None:
+    (tmp_path / "versions" / "float").mkdir(parents=True)
+    (tmp_path / "versions" / "float" / "train.py").write_text('print("model saved: /nowhere/printed.zip")\n')
+    stale = tmp_path / "out" / "records" / "float-wide_times-seed0.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"status": "finished", "model": "/nowhere/old.zip"}))
+    record = trial_record(Trial("float", "wide_times", 0, ()).spec(), trial_settings(tmp_path / "out", tmp_path / "versions"))
+    assert record["status"] == "failed" and record["model"] is None
+    assert record["error"] == f"train.py wrote no record to {stale}"
+    assert record["log_tail"] == "model saved: /nowhere/printed.zip\n"
 
 
 # --- the tables -------------------------------------------------------------------------------
@@ -197,7 +223,7 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFix
         (["--versions", "float", "--grid", str(tmp_path / "missing.yaml")], "cannot read it"),
         (["--versions", "float", "--grid", bad_yaml], "not valid YAML"),
         (["--versions", "float", "--grid", unknown_key], "not train.py flags: batch_sise"),
-        (["--versions", "float", "--preset", "slow"], "--preset slow: train.py knows fast"),
+        (["--versions", "float", "--preset", "slow"], "--preset slow: float/train.py knows fast"),
         (["--versions", "float", "--resume"], "is not a sweep folder"),
         (["--versions", "float", "--seeds", "two"], "invalid int value"),
     ]
@@ -226,6 +252,14 @@ def test_bad_numbers_and_binary_grids_are_one_line_errors(tmp_path: Path, capsys
     for argv, message in cases:
         assert message in fails([*argv, *base], capsys), argv
     assert not (tmp_path / "sweep").exists()
+
+
+def test_n_m_and_the_online_queue_default_to_the_versions_hyperparams(tmp_path: Path) -> None:
+    sweep = prepare(parse_args(["--versions", "float,online", "--num_steps", "2048", "--out", str(tmp_path / "s")]))
+    defaults = get_version("online").defaults
+    assert (sweep.defining["N"], sweep.defining["M"]) == (defaults["N"], defaults["M"]) == (get_version("float").defaults["N"], get_version("float").defaults["M"])
+    assert env_config("online", 3, 4) == {"N": 3, "M": 4, "queue_len": defaults["queue_len"]} and env_config("float", 3, 4) == {"N": 3, "M": 4}
+    assert sweep.settings["scripts"] == str(ROOT) and not (tmp_path / "s").exists()
 
 
 def test_the_command_line_error_has_no_traceback(tmp_path: Path) -> None:
@@ -261,22 +295,18 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def sweep(ray_session, tmp_path_factory: pytest.TempPathFactory):
     """2 versions x 2 workloads x 1 seed x batch sizes 512 and 1 (which train.py rejects), then
-    the same sweep resumed; yields both runs' statuses and outputs. Removes the models after."""
+    the same sweep resumed, with copies of the versions' scripts; yields both runs' statuses and outputs."""
     folder = tmp_path_factory.mktemp("sweep")
+    scripts = folder / "versions"
+    for version in VERSIONS:
+        version_copy(version, scripts)
     out, grid = folder / "out", write(folder / "grid.yaml", "batch_size: [512, 1]\n")
     runs = {}
-    try:
-        for name, extra in (("first", []), ("resumed", ["--resume"])):
-            before = {p.name: p.stat().st_mtime_ns for p in (out / "logs").glob("*.log")} if out.exists() else {}
-            status = main([*sweep_argv(out, grid), *extra])
-            runs[name] = {"status": status, "logs_before": before, "rows": read_csv(out / "results.csv"), "summary": (out / "summary.md").read_text()}
-        yield out, runs
-    finally:
-        for path in (out / "results").glob("*.json"):
-            saved = json.loads(path.read_text())
-            for key in ("model", "best_model", "eval_csv"):
-                if saved.get(key):
-                    Path(saved[key]).unlink(missing_ok=True)
+    for name, extra in (("first", []), ("resumed", ["--resume"])):
+        before = {p.name: p.stat().st_mtime_ns for p in (out / "logs").glob("*.log")} if out.exists() else {}
+        status = main([*sweep_argv(out, grid), *extra], scripts=scripts)
+        runs[name] = {"status": status, "logs_before": before, "rows": read_csv(out / "results.csv"), "summary": (out / "summary.md").read_text()}
+    return out, runs
 
 
 def test_the_sweep_writes_one_row_per_trial(sweep) -> None:
@@ -294,6 +324,7 @@ def test_the_sweep_writes_one_row_per_trial(sweep) -> None:
             assert float(row[f"{who}_ratio"]) >= 1.0, "no schedule beats the lower bound"
             assert float(row[f"{who}_cpsat"]) >= 0.999, "nor the optimum that ignores reconfiguration (times rounded to 1 ms)"
         assert Path(row["model"]).is_file() and Path(row["best_model"]).is_file() and f"_s={STEPS}_" in row["model"]
+        assert Path(row["model"]).is_relative_to(out.parent / "versions"), "the trial ran the copy's train.py"
         assert float(row["wall_clock_s"]) > 0 and int(row["num_steps"]) == STEPS
     table = [line for line in first["summary"].splitlines() if line.startswith("| ")]
     assert len(table) == 1 + 2 * 2 * 2, "the header and one line per version, workload and batch size"
@@ -307,6 +338,10 @@ def test_the_trial_and_the_baselines_play_the_same_episodes(sweep) -> None:
             baselines = json.loads((out / "baselines" / f"{version}-{workload}.json").read_text())
             trial = json.loads((out / "results" / f"{version}-{workload}-seed0-batch_size=512.json").read_text())
             assert trial["final"]["lower_bound"] == baselines["lower_bound"] == trial["best"]["lower_bound"]
+            assert trial["training"]["status"] == "finished" and trial["training"]["timesteps"] == STEPS
+            assert trial["model"] == trial["training"]["model"] and trial["best_model"] == trial["training"]["best_evaluation"]["model"]
+            assert trial["wall_clock_s"] == trial["training"]["wall_clock_s"] and Path(trial["eval_csv"]).is_file()
+            assert json.loads((out / "records" / f"{trial['trial']}.json").read_text()) == trial["training"]
             assert len(baselines["lower_bound"]) == EPISODES and set(baselines["makespan"]) == {"random", "static", "greedy", "far", "cpsat"}
 
 
@@ -316,7 +351,7 @@ def test_a_failing_trial_is_reported_with_its_log_and_the_others_go_on(sweep) ->
     assert [r["status"] for r in failed] == ["failed"] * 4
     for row in failed:
         assert row["error"] == "train.py exited with status 2" and row["final_ratio"] == ""
-        assert "train.py: error: --batch_size must be at least 2" in Path(row["log"]).read_text()
+        assert "train.py: error: --batch_size must be in 2..2048" in Path(row["log"]).read_text()
         assert f"- {row['trial']}: train.py exited with status 2 (log: {row['log']})" in runs["first"]["summary"]
 
 
