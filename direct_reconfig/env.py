@@ -19,6 +19,8 @@ class SchedEnv(MigSchedEnv):
     Minus the levels of time each step lets pass: a wait's, and a reconfiguration's, which
     moves the clock to the moment its last new instance is ready. The return is minus the
     makespan in levels.
+    With `env_config["reward"] = "real"` instead: minus the growth of the real-time makespan of
+    the decisions so far, in levels; the return is minus (real makespan - initial busy tail) in levels.
 
     ## Starting state
     N tasks of `type_tasks`, a uniform partition whose instances are busy 0..M levels.

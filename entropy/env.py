@@ -1,4 +1,4 @@
-"""entropy: the float environment; this version differs only in training (a decaying entropy bonus)."""
+"""entropy: the float environment; this version differs only in training (a decaying entropy bonus, in hyperparams.yaml)."""
 
 from migsched.env import MigSchedEnv
 
@@ -6,7 +6,7 @@ from migsched.env import MigSchedEnv
 class SchedEnv(MigSchedEnv):
     """Schedule a batch of N tasks on an A100 with MIG: the same rules as `float`.
 
-    What changes is in `train.py`: the entropy coefficient starts at 0.01 and decays in steps.
+    What changes is in `hyperparams.yaml`: the entropy coefficient starts at 0.01 and decays in steps.
 
     ## Action space
     `Discrete(1 + 16 + 7N)`: 0 waits; `q` in 1..16 reconfigures to partition `q` (only when every
@@ -18,6 +18,8 @@ class SchedEnv(MigSchedEnv):
 
     ## Reward
     Minus the levels of time each wait lets pass; the return is minus the makespan in levels.
+    With `env_config["reward"] = "real"` instead: minus the growth of the real-time makespan of
+    the decisions so far, in levels; the return is minus (real makespan - initial busy tail) in levels.
 
     ## Starting state
     N tasks of `type_tasks`, a uniform partition whose instances are busy 0..M levels.

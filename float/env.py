@@ -18,6 +18,8 @@ class SchedEnv(MigSchedEnv):
     ## Reward
     Minus the levels of time each step lets pass (waits); runs and reconfigurations earn 0, the
     reconfiguration's cost shows as busy time. The return is minus the makespan in levels.
+    With `env_config["reward"] = "real"` instead: minus the growth of the real-time makespan of
+    the decisions so far, in levels; the return is minus (real makespan - initial busy tail) in levels.
 
     ## Starting state
     A batch of N tasks of `type_tasks`; a uniform partition 1..16 whose instances stay busy for

@@ -23,7 +23,7 @@ from gymnasium import spaces
 
 from migsched.a100 import NUM_SLICES
 from migsched.state import FIRST_RUN_ACTION
-from migsched.versions import make_env
+from migsched.versions import get_version, make_env
 
 MODELS_FOLDER = "trained_models"
 #: Files of another name's run that also make a stem taken (runs of older versions wrote no record).
@@ -210,6 +210,6 @@ def load_checked_model(path: str | Path, version: str) -> tuple[Any, dict[str, A
     except Exception as exc:  # noqa: BLE001 - a zip that passed the checks but still does not load
         raise ModelError(f"{path} cannot be loaded ({type(exc).__name__}: {first_line(exc)})") from None
     config = saved_env_config(data, n_slots, levels)
-    if version != "online":
+    if get_version(version).offline:
         config.pop("queue_len", None)
     return model, config

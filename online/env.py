@@ -21,6 +21,8 @@ class SchedEnv(MigSchedEnv):
     ## Reward
     Minus the levels of time each wait or reconfiguration lets pass; the return is minus the
     makespan in levels.
+    With `env_config["reward"] = "real"` instead: minus the growth of the real-time makespan of
+    the decisions so far, in levels; the return is minus (real makespan - initial busy tail) in levels.
 
     ## Starting state
     `queue_len` tasks of `type_tasks` (discretized over the whole queue), partition 1, idle.
