@@ -1,11 +1,12 @@
 # Two entry points for a fresh machine; each creates .venv and installs the requirements first.
 #   make train   trains a float agent for a short run (writes float/trained_models/)
 #   make test    runs the test suite (pytest)
+#   make lint    checks the formatting and the lint rules of pyproject.toml (ruff), as CI does
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 
-.PHONY: train test
+.PHONY: train test lint
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,3 +20,7 @@ train: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .

@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,7 +114,11 @@ def measure_episode(args: argparse.Namespace, env: Any, model: Any, episode: int
     hint = schedule_hint(static.schedule, len(env.state.tasks))
     reference, reference_seconds = solve(env, hint, args.reference)
     ref = reference.makespan
-    rows = [Measurement(episode, seed, "cpsat_reference", args.reference, ref, env.lower_bound, ref, reference_seconds, reference.from_hint, reference.proven_optimal)]
+    rows = [
+        Measurement(
+            episode, seed, "cpsat_reference", args.reference, ref, env.lower_bound, ref, reference_seconds, reference.from_hint, reference.proven_optimal
+        )
+    ]
     if model is not None:
         agent, seconds = timed(lambda: run_episode(env, AgentPolicy(model), seed=seed))
         rows.append(Measurement(episode, seed, "agent", None, agent.makespan, agent.lower_bound, ref, seconds))
@@ -125,7 +130,7 @@ def measure_episode(args: argparse.Namespace, env: Any, model: Any, episode: int
         rows.append(Measurement(episode, seed, "cpsat", limit, result.makespan, env.lower_bound, ref, seconds, result.from_hint, result.proven_optimal))
     rows.append(Measurement(episode, seed, "static", None, static.makespan, static.lower_bound, ref, static_seconds))
     for name in BASELINES[1:]:
-        result, seconds = timed(lambda: run_episode(env, make_baseline(name), seed=seed))
+        result, seconds = timed(partial(run_episode, env, make_baseline(name), seed=seed))
         rows.append(Measurement(episode, seed, name, None, result.makespan, result.lower_bound, ref, seconds))
     return rows
 
@@ -153,6 +158,7 @@ def table(rows: Sequence[Measurement]) -> str:
 
 def write_csv(rows: Sequence[Measurement], path: Path) -> None:
     """One line per episode, method and limit, with the columns of CSV_COLUMNS."""
+
     def flag(value: bool | None) -> str:
         return "" if value is None else str(value).lower()
 
@@ -160,10 +166,21 @@ def write_csv(rows: Sequence[Measurement], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for r in rows:
-            writer.writerow([
-                r.episode, r.seed, r.method, "" if r.limit is None else f"{r.limit:g}", f"{r.makespan:.6f}", f"{r.lower_bound:.6f}",
-                f"{r.ratio:.6f}", f"{r.seconds:.6f}", flag(r.from_hint), flag(r.optimal), "" if r.rollouts is None else r.rollouts,
-            ])
+            writer.writerow(
+                [
+                    r.episode,
+                    r.seed,
+                    r.method,
+                    "" if r.limit is None else f"{r.limit:g}",
+                    f"{r.makespan:.6f}",
+                    f"{r.lower_bound:.6f}",
+                    f"{r.ratio:.6f}",
+                    f"{r.seconds:.6f}",
+                    flag(r.from_hint),
+                    flag(r.optimal),
+                    "" if r.rollouts is None else r.rollouts,
+                ]
+            )
 
 
 def plot(rows: Sequence[Measurement], path: Path, title: str) -> None:
@@ -174,7 +191,8 @@ def plot(rows: Sequence[Measurement], path: Path, title: str) -> None:
     for method, style in (("search", "o-"), ("cpsat", "s-")):
         points = sorted(
             (statistics.mean(r.seconds for r in g), statistics.mean(r.ratio for r in g), sum(bool(r.from_hint) for r in g) > len(g) / 2)
-            for (m, _), g in grouped.items() if m == method
+            for (m, _), g in grouped.items()
+            if m == method
         )
         if points:
             xs, ys, _ = zip(*points)
@@ -185,7 +203,9 @@ def plot(rows: Sequence[Measurement], path: Path, title: str) -> None:
     for (method, _), group in grouped.items():
         if method in ("agent", *BASELINES):
             label = "agent deterministic" if method == "agent" else method
-            ax.plot(statistics.mean(r.seconds for r in group), statistics.mean(r.ratio for r in group), "D" if method == "agent" else "x", markersize=8, label=label)
+            ax.plot(
+                statistics.mean(r.seconds for r in group), statistics.mean(r.ratio for r in group), "D" if method == "agent" else "x", markersize=8, label=label
+            )
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="CP-SAT reference")
     ax.set_xscale("log")
     ax.set_xlabel("seconds per batch (mean, one core)")

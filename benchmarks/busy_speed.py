@@ -37,7 +37,20 @@ BUSY_LOOP = "while True: pass"
 
 
 def start_training(folder: Path, rollouts: int, environment: dict[str, str]) -> subprocess.Popen:
-    argv = [sys.executable, "train.py", "--preset", "fast", "--type_tasks", "mix_scaling_soft", "--num_steps", str(rollouts * 2048), "--eval_freq", "0", "--seed", "0"]
+    argv = [
+        sys.executable,
+        "train.py",
+        "--preset",
+        "fast",
+        "--type_tasks",
+        "mix_scaling_soft",
+        "--num_steps",
+        str(rollouts * 2048),
+        "--eval_freq",
+        "0",
+        "--seed",
+        "0",
+    ]
     env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     return subprocess.Popen(argv, cwd=folder, env={**env, **environment}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

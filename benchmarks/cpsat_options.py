@@ -40,7 +40,14 @@ def main() -> None:
         hint = schedule_hint(run_episode(env, StaticPolicy(), seed=seed).schedule, len(env.state.tasks))
         bound = env.lower_bound
         for name, v in VARIANTS.items():
-            r = solve_cpsat(env.state.tasks.tolist(), env.initial_free, time_limit=args.time, redundant=v["redundant"], lower_bound=bound if v["bound"] else None, hint=hint if v["hint"] else None)
+            r = solve_cpsat(
+                env.state.tasks.tolist(),
+                env.initial_free,
+                time_limit=args.time,
+                redundant=v["redundant"],
+                lower_bound=bound if v["bound"] else None,
+                hint=hint if v["hint"] else None,
+            )
             results[name].append((r.makespan / bound, r.proven_optimal, r.best_bound / bound))
     print(f"{args.type_tasks}, {args.batches} batches of 14 tasks, {args.time:g} s, 2 workers")
     print(f"{'variant':<14} {'makespan/LB':>11} {'proven':>7} {'bound/LB':>9}")

@@ -71,15 +71,36 @@ def parse_args() -> argparse.Namespace:
         parser.error("--minutes and --episodes must be positive")
     args.num_steps = args.num_steps or int(args.minutes * 60 * get_version(args.version).hyperparams["fps_2_cores"][args.preset])
     args.save_freq = args.save_freq or max(2048, args.num_steps // 30)
-    label = f"{args.version}_{args.type_tasks}_{args.preset}" + (f"_pretrain_{args.pretrain}" if args.pretrain else "") + (f"_lr{args.learning_rate}" if args.learning_rate else "") + (f"_ent{args.ent_coef}" if args.ent_coef else "")
+    label = (
+        f"{args.version}_{args.type_tasks}_{args.preset}"
+        + (f"_pretrain_{args.pretrain}" if args.pretrain else "")
+        + (f"_lr{args.learning_rate}" if args.learning_rate else "")
+        + (f"_ent{args.ent_coef}" if args.ent_coef else "")
+    )
     args.out = args.out or REPO_ROOT / "quality_runs" / label
     return args
 
 
 def train(args: argparse.Namespace, log_path: Path) -> list[tuple[float, int, Path]]:
     """Run train.py for the budget; (minutes, timesteps, path) of every model it saved."""
-    argv = [sys.executable, "train.py", "--num_steps", str(args.num_steps), "--N", "14", "--M", "14", "--type_tasks", args.type_tasks,
-            "--seed", "0", "--save_freq", str(args.save_freq), "--eval_freq", "0"]
+    argv = [
+        sys.executable,
+        "train.py",
+        "--num_steps",
+        str(args.num_steps),
+        "--N",
+        "14",
+        "--M",
+        "14",
+        "--type_tasks",
+        args.type_tasks,
+        "--seed",
+        "0",
+        "--save_freq",
+        str(args.save_freq),
+        "--eval_freq",
+        "0",
+    ]
     argv += ["--preset", args.preset] if args.preset != "none" else []
     argv += ["--pretrain", args.pretrain] if args.pretrain else []
     argv += ["--learning_rate", args.learning_rate] if args.learning_rate else []
@@ -135,7 +156,11 @@ def plot(args: argparse.Namespace, points: list[tuple[float, int, float, float |
         ax.axhline(1.05, color="grey", linestyle=":", label="1.05 x cpsat")
     ax.set_xlabel("wall-clock minutes of training")
     ax.set_ylabel("mean makespan / " + ("cpsat makespan" if offline else "lower bound"))
-    pretrain = (f", pretrain {args.pretrain}" if args.pretrain else "") + (f", learning rate {args.learning_rate}" if args.learning_rate else "") + (f", ent_coef {args.ent_coef}" if args.ent_coef else "")
+    pretrain = (
+        (f", pretrain {args.pretrain}" if args.pretrain else "")
+        + (f", learning rate {args.learning_rate}" if args.learning_rate else "")
+        + (f", ent_coef {args.ent_coef}" if args.ent_coef else "")
+    )
     ax.set_title(f"{args.version}, {args.type_tasks}: {args.episodes} seeded episodes\npreset {args.preset}{pretrain}", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -150,7 +175,10 @@ def main() -> None:
     """Train for the budget, evaluate every saved model and the baselines, write the CSV and PNG."""
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"training {args.version} on {args.type_tasks} for {args.minutes:g} min (preset {args.preset}, --num_steps {args.num_steps}, checkpoint every {args.save_freq})", flush=True)
+    print(
+        f"training {args.version} on {args.type_tasks} for {args.minutes:g} min (preset {args.preset}, --num_steps {args.num_steps}, checkpoint every {args.save_freq})",
+        flush=True,
+    )
     saved = train(args, args.out / "train.log")
     cpsat = cpsat_makespans(args) if args.version != "online" else {}
     base_rows, _ = evaluate(args.version, config(args.version), args.type_tasks, args.episodes, 0, BASELINES)
@@ -170,7 +198,9 @@ def main() -> None:
         path.unlink(missing_ok=True)
     with open(args.out / "quality.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["minutes", "timesteps", "agent_to_lower_bound", "agent_to_cpsat", *(f"{b}_to_{t}" for b in BASELINES for t in ("lower_bound", "cpsat"))])
+        writer.writerow(
+            ["minutes", "timesteps", "agent_to_lower_bound", "agent_to_cpsat", *(f"{b}_to_{t}" for b in BASELINES for t in ("lower_bound", "cpsat"))]
+        )
         for minutes, steps, to_bound, to_cpsat in points:
             writer.writerow([f"{minutes:.2f}", steps, fmt(to_bound), fmt(to_cpsat), *(fmt(v) for b in BASELINES for v in baselines[b])])
     print(f"{'minutes':>8} {'timesteps':>10} {'/ bound':>8} {'/ cpsat':>8}")

@@ -34,8 +34,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from migsched.training import OPTIMIZER_KWARGS, torch_threads
-from migsched.versions import get_version
-from migsched.versions import make_env
+from migsched.versions import get_version, make_env
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ("one_hot", "float", "entropy", "direct_reconfig", "online")
@@ -48,7 +47,21 @@ SETTINGS = {
 
 def run_fps(version: str, flags: list[str], rollouts: int, seed: int) -> float:
     """Trained timesteps per second of one `train.py` run."""
-    argv = [sys.executable, "train.py", "--num_steps", str(rollouts * 2048), "--N", "14", "--M", "14", "--type_tasks", "mix_scaling_soft", "--seed", str(seed), *flags]
+    argv = [
+        sys.executable,
+        "train.py",
+        "--num_steps",
+        str(rollouts * 2048),
+        "--N",
+        "14",
+        "--M",
+        "14",
+        "--type_tasks",
+        "mix_scaling_soft",
+        "--seed",
+        str(seed),
+        *flags,
+    ]
     proc = subprocess.Popen(argv, cwd=ROOT / version, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     start = end = None
     timesteps, saved, lines = 0, None, []
@@ -98,7 +111,9 @@ def reference_fps(version: str, rollouts: int, seed: int) -> float:
     widths = [int(width) for width in str(defaults["net_arch"]).split(",")]
     net_arch = {"pi": widths, "vf": widths}
     ent_coef = float(str(defaults["ent_coef"]).split(",")[0])
-    model = MaskablePPO("MlpPolicy", env, gamma=defaults["gamma"], ent_coef=ent_coef, seed=seed, policy_kwargs={"net_arch": net_arch, "optimizer_kwargs": OPTIMIZER_KWARGS})
+    model = MaskablePPO(
+        "MlpPolicy", env, gamma=defaults["gamma"], ent_coef=ent_coef, seed=seed, policy_kwargs={"net_arch": net_arch, "optimizer_kwargs": OPTIMIZER_KWARGS}
+    )
     start = time.perf_counter()
     model.learn(rollouts * 2048)
     with tempfile.TemporaryDirectory() as folder:

@@ -78,11 +78,7 @@ def new_instances(old: int, new: int) -> tuple[Instance, ...]:
     An instance is shared (kept) exactly where both partitions label all its slices alike.
     """
     old_labels, new_labels = labels(old), labels(new)
-    return tuple(
-        inst
-        for inst in instances(new)
-        if any(old_labels[s] != new_labels[s] for s in inst.slices)
-    )
+    return tuple(inst for inst in instances(new) if any(old_labels[s] != new_labels[s] for s in inst.slices))
 
 
 def changed_bits(old: int, new: int) -> int:

@@ -141,14 +141,21 @@ def summary(rows: Sequence[Row]) -> str:
             wins = f"{share:10.0%}"
         seconds = [row.seconds for row in episodes.values() if row.seconds is not None]
         per_batch = f"{statistics.mean(seconds):8.3f}" if seconds else f"{'-':>8}"
-        lines.append(f"{name:<8} {statistics.mean(ratios):7.3f} {statistics.median(ratios):7.3f} {np.percentile(ratios, 95):7.3f} {to_cpsat} {wins} {per_batch}")
+        lines.append(
+            f"{name:<8} {statistics.mean(ratios):7.3f} {statistics.median(ratios):7.3f} {np.percentile(ratios, 95):7.3f} {to_cpsat} {wins} {per_batch}"
+        )
     if cpsat:
         proven = sum(bool(row.optimal) for row in cpsat.values())
         hinted = sum(bool(row.from_hint) for row in cpsat.values())
-        lines.append(f"cpsat proven optimal on {proven} of {len(cpsat)} episodes" + (f"; no schedule within the limit on {hinted}, its hint's (static) kept" if hinted else ""))
+        lines.append(
+            f"cpsat proven optimal on {proven} of {len(cpsat)} episodes"
+            + (f"; no schedule within the limit on {hinted}, its hint's (static) kept" if hinted else "")
+        )
     if agent and any(row.rollouts is not None for row in agent.values()):
         rollouts = statistics.mean(row.rollouts or 0 for row in agent.values())
-        lines.append(f"agent search: {rollouts:.0f} stochastic rollouts per batch on average, {statistics.mean(row.seconds for row in agent.values()):.3f} s per batch")
+        lines.append(
+            f"agent search: {rollouts:.0f} stochastic rollouts per batch on average, {statistics.mean(row.seconds for row in agent.values()):.3f} s per batch"
+        )
     return "\n".join(lines)
 
 
@@ -178,8 +185,14 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--type_tasks", default="good_scaling", choices=WORKLOAD_NAMES)
     parser.add_argument("--seed", type=seed_int, default=0, help=f"seed of the first episode; episode k uses seed + k (0..{SEED_MAX})")
-    parser.add_argument("--samples", type=int, default=0, help="search: also try K stochastic rollouts of the agent per episode and keep the best (offline versions)")
-    parser.add_argument("--time_limit", type=positive_float, help="search: keep sampling the agent's rollouts for this many seconds per episode and keep the best (offline versions)")
+    parser.add_argument(
+        "--samples", type=int, default=0, help="search: also try K stochastic rollouts of the agent per episode and keep the best (offline versions)"
+    )
+    parser.add_argument(
+        "--time_limit",
+        type=positive_float,
+        help="search: keep sampling the agent's rollouts for this many seconds per episode and keep the best (offline versions)",
+    )
     parser.add_argument("--policies", help=f"comma-separated, from {','.join(POLICY_NAMES)} (default: all that apply)")
     parser.add_argument("--csv", help="write one row per episode and policy")
     parser.add_argument("--gantt", help="draw one episode as a Gantt chart (PNG)")
@@ -188,12 +201,19 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     defaults = get_version(version).defaults
     parser.add_argument("--N", type=int, default=defaults["N"], help=f"without --model: ready task slots (default {defaults['N']})")
     parser.add_argument("--M", type=int, default=defaults["M"], help=f"without --model: levels (default {defaults['M']})")
-    parser.add_argument("--queue_len", type=int, default=defaults.get("queue_len"), help="online only: tasks per episode" + (f" (default {defaults['queue_len']})" if "queue_len" in defaults else ""))
+    parser.add_argument(
+        "--queue_len",
+        type=int,
+        default=defaults.get("queue_len"),
+        help="online only: tasks per episode" + (f" (default {defaults['queue_len']})" if "queue_len" in defaults else ""),
+    )
     args = parser.parse_args(argv)
     if args.episodes < 1 or args.samples < 0 or args.N < 1 or args.M < 1 or (args.queue_len is not None and args.queue_len < 1):
         parser.error("--episodes, --N, --M and --queue_len must be positive, --samples >= 0")
     if get_version(version).online and (args.samples or args.time_limit is not None):
-        parser.error("--samples and --time_limit search a whole batch, which an online episode does not have (its tasks arrive as they are revealed): the online agent is measured without search")
+        parser.error(
+            "--samples and --time_limit search a whole batch, which an online episode does not have (its tasks arrive as they are revealed): the online agent is measured without search"
+        )
     if (args.samples or args.time_limit is not None) and not args.model:
         parser.error("--samples and --time_limit search with the agent: give --model")
     if args.seed + args.episodes - 1 > SEED_MAX:
@@ -235,7 +255,9 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
             return 2
     if get_version(version).online:
         env_config["queue_len"] = args.queue_len
-    rows, results = evaluate(version, env_config, args.type_tasks, args.episodes, args.seed, args.policies, model, args.samples, args.cpsat_time, args.time_limit)
+    rows, results = evaluate(
+        version, env_config, args.type_tasks, args.episodes, args.seed, args.policies, model, args.samples, args.cpsat_time, args.time_limit
+    )
     print(f"{version}, {args.type_tasks}, N={env_config['N']} M={env_config['M']}, {args.episodes} episodes from seed {args.seed}")
     print(summary(rows))
     if args.csv:
@@ -246,7 +268,11 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
 
         drawn = next(name for name in args.policies if results.get(name))
         result = results[drawn][args.gantt_episode]
-        gantt(result.schedule, args.gantt, title=f"{version} {drawn}, {args.type_tasks} episode {args.gantt_episode}: makespan {result.makespan:.1f} s, ratio {result.ratio:.3f}")
+        gantt(
+            result.schedule,
+            args.gantt,
+            title=f"{version} {drawn}, {args.type_tasks} episode {args.gantt_episode}: makespan {result.makespan:.1f} s, ratio {result.ratio:.3f}",
+        )
         print(f"wrote {args.gantt}")
     return 0
 
@@ -264,7 +290,9 @@ class PeriodicEvaluation:
     `training.EvalCallback` calls `start` once, then `evaluate` whenever `due`.
     """
 
-    def __init__(self, version: str, env_config: dict[str, int], type_tasks: str, eval_freq: int, episodes: int, csv_path: Path, save_best: Callable[[Any], Path]) -> None:
+    def __init__(
+        self, version: str, env_config: dict[str, int], type_tasks: str, eval_freq: int, episodes: int, csv_path: Path, save_best: Callable[[Any], Path]
+    ) -> None:
         self.env = make_env(version, env_config, type_tasks)
         self.eval_freq = eval_freq
         self.seeds = [EVAL_SEED + k for k in range(episodes)]

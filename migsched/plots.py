@@ -27,7 +27,9 @@ def gantt(schedule: Schedule, path: str | Path, title: str = "", task_names: Seq
         is_run = interval.kind == "run"
         colour = colours(interval.task % 20) if is_run else BAR_COLOURS[interval.kind]
         hatch = "//" if interval.kind == "busy" else None
-        ax.broken_barh([(interval.start, interval.end - interval.start)], (low - 0.4, high - low + 0.8), facecolors=colour, edgecolors="black", linewidth=0.5, hatch=hatch)
+        ax.broken_barh(
+            [(interval.start, interval.end - interval.start)], (low - 0.4, high - low + 0.8), facecolors=colour, edgecolors="black", linewidth=0.5, hatch=hatch
+        )
         if is_run:
             name = task_names[interval.task] if task_names else f"T{interval.task}"
             ax.text((interval.start + interval.end) / 2, (low + high) / 2, f"{name}\n{interval.size}g", ha="center", va="center", fontsize=7, clip_on=True)

@@ -47,7 +47,9 @@ class Demonstrations:
         return len(self.actions)
 
 
-def demonstrations(version: str, env_config: dict[str, Any], type_tasks: str, teacher: str, episodes: int, should_stop: Callable[[], bool] = never) -> Demonstrations:
+def demonstrations(
+    version: str, env_config: dict[str, Any], type_tasks: str, teacher: str, episodes: int, should_stop: Callable[[], bool] = never
+) -> Demonstrations:
     """`episodes` seeded episodes of `teacher` in `version`'s environment, step by step; raises
     Stopped as soon as `should_stop()` is true after an episode."""
     if teacher not in TEACHERS:

@@ -118,8 +118,14 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", required=True, help="task file: 'Task NAME' then 'SIZE TIME' lines for sizes 1, 2, 3, 4, 7")
     parser.add_argument("--partition", type=int, default=1, help="initial partition 1..16 (idle)")
     parser.add_argument("--gantt", help="draw the schedule (PNG)")
-    parser.add_argument("--samples", type=int, default=0, help="search: also try K stochastic rollouts of the agent per batch and keep the best (offline versions)")
-    parser.add_argument("--time_limit", type=positive_float, help="search: keep sampling the agent's rollouts for this many seconds per batch and keep the best (offline versions)")
+    parser.add_argument(
+        "--samples", type=int, default=0, help="search: also try K stochastic rollouts of the agent per batch and keep the best (offline versions)"
+    )
+    parser.add_argument(
+        "--time_limit",
+        type=positive_float,
+        help="search: keep sampling the agent's rollouts for this many seconds per batch and keep the best (offline versions)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the search's sampling (default 0)")
     defaults = get_version(version).defaults
     parser.add_argument("--N", type=int, default=defaults["N"], help=f"with --baseline: ready task slots (default {defaults['N']})")
@@ -133,7 +139,9 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--samples must be >= 0, got {args.samples}")
     searching = bool(args.samples) or args.time_limit is not None
     if searching and get_version(version).online:
-        parser.error("--samples and --time_limit search a whole batch, which an online episode does not have (its tasks arrive as they are revealed): the online agent schedules without search")
+        parser.error(
+            "--samples and --time_limit search a whole batch, which an online episode does not have (its tasks arrive as they are revealed): the online agent schedules without search"
+        )
     if searching and not args.model:
         parser.error("--samples and --time_limit search with the agent: give --model")
     if args.model and not Path(args.model).is_file():
@@ -161,8 +169,14 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     batches = schedule_tasks(version, env_config, times, args.partition, play)
     who = "agent" if args.model else args.baseline
     if args.samples or args.time_limit is not None:
-        who += " with search (" + ", ".join(filter(None, (f"{args.samples} samples" if args.samples else "", f"{args.time_limit} s" if args.time_limit else ""))) + " per batch)"
-    print(f"{len(names)} tasks from {args.tasks}, scheduled by the {version} {who} from an idle GPU in partition {args.partition} ({a100.describe(args.partition)})")
+        who += (
+            " with search ("
+            + ", ".join(filter(None, (f"{args.samples} samples" if args.samples else "", f"{args.time_limit} s" if args.time_limit else "")))
+            + " per batch)"
+        )
+    print(
+        f"{len(names)} tasks from {args.tasks}, scheduled by the {version} {who} from an idle GPU in partition {args.partition} ({a100.describe(args.partition)})"
+    )
     for number, batch in enumerate(batches, start=1):
         print(f"batch {number} ({len(batch.tasks)} tasks, scheduled in {batch.seconds:.3f} s):")
         print("\n".join(describe_decisions(batch, names)))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import importlib.util
-import json
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -109,7 +108,9 @@ def build_parser(version: str) -> OneLineParser:
     default: `parse_args` fills in the file's values for the flags not given."""
     info = get_version(version)
     defaults, presets = info.defaults, info.presets
-    parser = OneLineParser(prog="train.py", description=f"Train a MaskablePPO agent of the {version} version; defaults and presets from {info.folder.name}/hyperparams.yaml.")
+    parser = OneLineParser(
+        prog="train.py", description=f"Train a MaskablePPO agent of the {version} version; defaults and presets from {info.folder.name}/hyperparams.yaml."
+    )
     kinds: dict[str, dict[str, Any]] = {
         "num_steps": {"type": int}, "N": {"type": int}, "M": {"type": int}, "type_tasks": {"choices": WORKLOAD_NAMES},
         "queue_len": {"type": int}, "reward": {"choices": REWARDS}, "n_envs": {"type": int}, "vec_env": {"choices": ("subproc", "dummy")},
@@ -128,7 +129,9 @@ def build_parser(version: str) -> OneLineParser:
     parser.add_argument("--tensorboard_log", help="directory for TensorBoard logs")
     parser.add_argument("--progress_bar", action="store_true", help="show a progress bar with the time left")
     parser.add_argument("--eval_freq", type=int, help="evaluate every this many timesteps, 0 = never (default: every 1%% of a run of 100000 steps or more)")
-    parser.add_argument("--record", help="also write the run's JSON record (the one beside its model) to this file when the run ends, for scripts such as sweep.py")
+    parser.add_argument(
+        "--record", help="also write the run's JSON record (the one beside its model) to this file when the run ends, for scripts such as sweep.py"
+    )
     return parser
 
 
@@ -154,7 +157,9 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     if args.seed is not None and not 0 <= args.seed < 2**32:
         parser.error(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     if args.num_steps < rollout_size(args.n_envs):
-        parser.error(f"--num_steps {args.num_steps} is less than one rollout: give at least {rollout_size(args.n_envs)} (the transitions of one rollout with --n_envs {args.n_envs})")
+        parser.error(
+            f"--num_steps {args.num_steps} is less than one rollout: give at least {rollout_size(args.n_envs)} (the transitions of one rollout with --n_envs {args.n_envs})"
+        )
     if args.eval_freq is None:
         args.eval_freq = args.num_steps // 100 if args.num_steps >= 100_000 else 0
     elif args.eval_freq < 0:
@@ -504,11 +509,22 @@ class RunRecord:
             "num_steps": args.num_steps,
             "restored_from": str(Path(args.restore).resolve()) if args.restore is not None else None,
             "hyperparameters": {
-                "preset": args.preset, "n_envs": args.n_envs, "vec_env": args.vec_env, "n_steps": rollout_size(args.n_envs) // args.n_envs,
-                "batch_size": args.batch_size, "n_epochs": args.n_epochs, "learning_rate": learning_rate, "ent_coef": args.ent_coef,
-                "net_arch": args.net_arch, "pretrain": args.pretrain, "pretrain_episodes": args.pretrain_episodes if args.pretrain else None,
-                "pretrain_epochs": args.pretrain_epochs if args.pretrain else None, "save_freq": args.save_freq, "eval_freq": args.eval_freq,
-                "eval_episodes": args.eval_episodes, "device": args.device,
+                "preset": args.preset,
+                "n_envs": args.n_envs,
+                "vec_env": args.vec_env,
+                "n_steps": rollout_size(args.n_envs) // args.n_envs,
+                "batch_size": args.batch_size,
+                "n_epochs": args.n_epochs,
+                "learning_rate": learning_rate,
+                "ent_coef": args.ent_coef,
+                "net_arch": args.net_arch,
+                "pretrain": args.pretrain,
+                "pretrain_episodes": args.pretrain_episodes if args.pretrain else None,
+                "pretrain_epochs": args.pretrain_epochs if args.pretrain else None,
+                "save_freq": args.save_freq,
+                "eval_freq": args.eval_freq,
+                "eval_episodes": args.eval_episodes,
+                "device": args.device,
             },  # fmt: skip
             "command": {"argv": ["train.py", *argv], "cwd": os.getcwd(), "script": str(folder / "train.py")},
             "libraries": library_versions(),
@@ -583,13 +599,24 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     previous = {signum: signal.signal(signum, stop.handle) for signum in EXIT_STATUS}
     env = make_vec_env(version, env_config, args.type_tasks, args.n_envs, args.vec_env)
     device = "cuda" if args.device == "gpu" else "cpu"
-    settings = dict(n_steps=rollout_size(args.n_envs) // args.n_envs, batch_size=args.batch_size, n_epochs=args.n_epochs, learning_rate=args.learning_rate, tensorboard_log=args.tensorboard_log, verbose=1, seed=args.seed, device=device)
+    settings = dict(
+        n_steps=rollout_size(args.n_envs) // args.n_envs,
+        batch_size=args.batch_size,
+        n_epochs=args.n_epochs,
+        learning_rate=args.learning_rate,
+        tensorboard_log=args.tensorboard_log,
+        verbose=1,
+        seed=args.seed,
+        device=device,
+    )
     failure: str | None = None
     if args.restore is not None:
         model = MaskablePPO.load(args.restore, env=env, **settings)
     else:
         net_arch = dict(pi=args.net_arch, vf=args.net_arch)
-        model = MaskablePPO("MlpPolicy", env, gamma=args.gamma, ent_coef=args.ent_coef[0], policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings)
+        model = MaskablePPO(
+            "MlpPolicy", env, gamma=args.gamma, ent_coef=args.ent_coef[0], policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings
+        )
         if args.pretrain:
             try:
                 data = demonstrations(version, env_config, args.type_tasks, args.pretrain, args.pretrain_episodes, should_stop=stop.requested)
@@ -624,7 +651,9 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
             return best
 
         record.asked["eval_csv"] = str(stem.with_name(stem.name + "_eval.csv"))
-        evaluation = PeriodicEvaluation(version, env_config, args.type_tasks, args.eval_freq, args.eval_episodes, stem.with_name(stem.name + "_eval.csv"), save_best)
+        evaluation = PeriodicEvaluation(
+            version, env_config, args.type_tasks, args.eval_freq, args.eval_episodes, stem.with_name(stem.name + "_eval.csv"), save_best
+        )
         callbacks.append(EvalCallback(evaluation))
     start = model.num_timesteps
     if args.lr_decay:

@@ -128,8 +128,6 @@ def validate_tasks(tasks: Sequence[Sequence[float]], max_tasks: int | None = Non
     return np.array(rows, dtype=float)
 
 
-
-
 def parse_task_file(path: str) -> tuple[list[str], np.ndarray]:
     """Read a UTF-8 task file (a BOM is allowed): a line `Task NAME`, then one line `SIZE TIME`
     for each of the sizes 1, 2, 3, 4, 7 (`inf` or at least HUGE_TIME: does not fit; a finite time

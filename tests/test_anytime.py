@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from sb3_contrib import MaskablePPO
-
 from conftest import small_env
+from sb3_contrib import MaskablePPO
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOLUTION = 1e-3  # CP-SAT's time unit: a proven optimum replays within (tasks + 1) units of the real one
@@ -24,16 +23,45 @@ def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
     model.save(tmp_path / "tiny.zip")
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "benchmarks/anytime.py", "--version", "float", "--model", str(tmp_path / "tiny.zip"), "--type_tasks", "mix_scaling_soft",
-         "--episodes", "2", "--limits", "0.01,0.05", "--reference", "0.2", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            sys.executable,
+            "benchmarks/anytime.py",
+            "--version",
+            "float",
+            "--model",
+            str(tmp_path / "tiny.zip"),
+            "--type_tasks",
+            "mix_scaling_soft",
+            "--episodes",
+            "2",
+            "--limits",
+            "0.01,0.05",
+            "--reference",
+            "0.2",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert "taskset -c 0" in result.stdout and "makespan / CP-SAT(0.2 s)" in result.stdout
     with open(out / "anytime.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     methods = [(row["method"], row["limit"]) for row in rows if row["episode"] == "0"]
-    assert methods == [("cpsat_reference", "0.2"), ("agent", ""), ("search", "0.01"), ("search", "0.05"),
-                       ("cpsat", "0.01"), ("cpsat", "0.05"), ("static", ""), ("greedy", ""), ("far", "")]
+    assert methods == [
+        ("cpsat_reference", "0.2"),
+        ("agent", ""),
+        ("search", "0.01"),
+        ("search", "0.05"),
+        ("cpsat", "0.01"),
+        ("cpsat", "0.05"),
+        ("static", ""),
+        ("greedy", ""),
+        ("far", ""),
+    ]
     assert len(rows) == 2 * len(methods)
     for episode in ("0", "1"):
         mine = {(row["method"], row["limit"]): row for row in rows if row["episode"] == episode}

@@ -304,4 +304,3 @@ def test_gymnasium_check_env_passes_with_valid_actions_on_fresh_full_size_envs(v
         env.reset(seed=seed)
         env.action_space.seed(seed)
         env_checker.check_env(env, skip_render_check=True)
-

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import DATA, script_env, version_copy
 
-from migsched.policies.agent import AgentPolicy
 from migsched.evaluation import evaluate
 from migsched.evaluation import main as evaluate_main
-from migsched.policies.base import run_episode
 from migsched.models import load_checked_model
+from migsched.policies.agent import AgentPolicy
+from migsched.policies.base import run_episode
 from migsched.training import parse_args
 from migsched.workloads import parse_task_file
 
@@ -129,7 +129,24 @@ def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path)
 
 def test_pretrain_clones_the_teacher_before_ppo_and_saves(tmp_path: Path) -> None:
     folder = version_copy("float", tmp_path)
-    out = run(folder, "train.py", "--pretrain", "greedy", "--pretrain_episodes", "30", "--num_steps", "2048", "--N", "3", "--M", "5", "--type_tasks", "wide_times", "--seed", "1")
+    out = run(
+        folder,
+        "train.py",
+        "--pretrain",
+        "greedy",
+        "--pretrain_episodes",
+        "30",
+        "--num_steps",
+        "2048",
+        "--N",
+        "3",
+        "--M",
+        "5",
+        "--type_tasks",
+        "wide_times",
+        "--seed",
+        "1",
+    )
     line = next(line for line in out.splitlines() if line.startswith("pretrained on greedy: "))
     assert "of 30 episodes" in line and "30 epochs" in line
     assert out.index("pretrained on greedy") < out.index("training float:")
@@ -142,7 +159,26 @@ def test_ent_coef_sets_a_constant_or_a_phased_entropy_coefficient(tmp_path: Path
     assert parse_args("online", []).ent_coef == [0.01, 0.00075, 0.0005, 0.0]
     assert parse_args("online", ["--ent_coef", "0.02"]).ent_coef == [0.02]
     folder = version_copy("float", tmp_path)
-    out = run(folder, "train.py", "--ent_coef", "0.05,0", "--num_steps", "2048", "--N", "3", "--M", "5", "--type_tasks", "mix_scaling_extreme", "--n_envs", "2", "--vec_env", "dummy", "--seed", "2")
+    out = run(
+        folder,
+        "train.py",
+        "--ent_coef",
+        "0.05,0",
+        "--num_steps",
+        "2048",
+        "--N",
+        "3",
+        "--M",
+        "5",
+        "--type_tasks",
+        "mix_scaling_extreme",
+        "--n_envs",
+        "2",
+        "--vec_env",
+        "dummy",
+        "--seed",
+        "2",
+    )
     assert "entropy coefficient 0.05 from timestep 0 of this run" in out
     assert "entropy coefficient 0.0 from timestep 1024 of this run" in out
     assert load_checked_model(folder / "trained_models" / "bs3_N=3_M=5_s=2048_mix_scaling_extreme.zip", "float")[0].ent_coef == 0.0

@@ -30,9 +30,30 @@ def test_policies_see_the_same_episodes() -> None:
 def test_cli_writes_the_csv_and_the_gantt_chart(tmp_path: Path) -> None:
     out_csv, png = tmp_path / "e.csv", tmp_path / "g.png"
     result = subprocess.run(
-        [sys.executable, "evaluate.py", "--episodes", "2", "--N", "5", "--M", "6", "--type_tasks", "mix_scaling_soft",
-         "--policies", "random,static,greedy,far,cpsat", "--cpsat_time", "2", "--csv", str(out_csv), "--gantt", str(png)],
-        cwd=ROOT / "direct_reconfig", capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "evaluate.py",
+            "--episodes",
+            "2",
+            "--N",
+            "5",
+            "--M",
+            "6",
+            "--type_tasks",
+            "mix_scaling_soft",
+            "--policies",
+            "random,static,greedy,far,cpsat",
+            "--cpsat_time",
+            "2",
+            "--csv",
+            str(out_csv),
+            "--gantt",
+            str(png),
+        ],
+        cwd=ROOT / "direct_reconfig",
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "cpsat proven optimal on" in result.stdout
     with open(out_csv, newline="") as handle:

@@ -53,8 +53,19 @@ def timeline(plan: TreePlan) -> dict[int, tuple[tuple[int, int], float, float]]:
 
 def test_tree_is_the_adapted_13_node_tree():
     assert DFS_ORDER == (
-        (0, 7), (0, 4), (0, 2), (0, 1), (1, 1), (2, 2), (2, 1), (3, 1),
-        (4, 3), (4, 2), (4, 1), (5, 1), (6, 1),
+        (0, 7),
+        (0, 4),
+        (0, 2),
+        (0, 1),
+        (1, 1),
+        (2, 2),
+        (2, 1),
+        (3, 1),
+        (4, 3),
+        (4, 2),
+        (4, 1),
+        (5, 1),
+        (6, 1),
     )
     assert ROOT == (0, 7)
     assert CHILDREN[(0, 4)] == ((0, 2), (2, 2))
@@ -63,9 +74,7 @@ def test_tree_is_the_adapted_13_node_tree():
     assert PARENT[(0, 2)] == (0, 4) and PARENT[(6, 1)] == (4, 3)
     assert ROOT not in PARENT and len(PARENT) == 12
     for node, children in CHILDREN.items():
-        assert sorted(k for child in children for k in node_slices(child)) == (
-            list(node_slices(node)) if children else []
-        )
+        assert sorted(k for child in children for k in node_slices(child)) == (list(node_slices(node)) if children else [])
 
 
 def test_default_costs_are_the_mig_model_costs():
@@ -189,9 +198,7 @@ def test_all_infinite_task_is_dropped_and_reported():
     assert sorted(t for tasks in result.phase2.node_lists.values() for t in tasks) == [1, 3]
 
 
-@pytest.mark.parametrize(
-    "row", [(1, 2, 3, 4), (1, 2, 0, 4, 5), (1, -1, 3, 4, 5), (1, math.nan, 1, 1, 1)]
-)
+@pytest.mark.parametrize("row", [(1, 2, 3, 4), (1, 2, 0, 4, 5), (1, -1, 3, 4, 5), (1, math.nan, 1, 1, 1)])
 def test_invalid_times_are_rejected(row):
     with pytest.raises(ValueError):
         plan_far([row])
@@ -334,9 +341,7 @@ def test_refinement_stops_at_the_root_without_moves():
 # Properties of whole plans.
 
 finite_time = st.floats(1, 100, allow_nan=False)
-task_row = st.lists(st.one_of(st.just(INF), finite_time), min_size=5, max_size=5).filter(
-    lambda row: any(math.isfinite(t) for t in row)
-)
+task_row = st.lists(st.one_of(st.just(INF), finite_time), min_size=5, max_size=5).filter(lambda row: any(math.isfinite(t) for t in row))
 
 
 def assert_valid_plan(times: list[list[float]], plan: TreePlan) -> None:

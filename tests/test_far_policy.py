@@ -54,9 +54,7 @@ def play_checked(env: MigSchedEnv, policy: FarPolicy, seed: int, options: dict |
         assert env.action_masks()[action], f"masked action {action}"
         _, _, terminated, _, info = env.step(action)
         if terminated:
-            return EpisodeResult(
-                info["makespan"], info["lower_bound"], info["makespan_levels"], tuple(env.decision_log), env.schedule()
-            )
+            return EpisodeResult(info["makespan"], info["lower_bound"], info["makespan_levels"], tuple(env.decision_log), env.schedule())
     raise AssertionError("the episode did not end")
 
 
@@ -71,7 +69,12 @@ def test_worked_example_direct_rule() -> None:
     env = make_env("direct_reconfig", {"N": 4, "M": 35})
     result = play_checked(env, FarPolicy(), 0, {"tasks": EXAMPLE, **IDLE_GPU})
     assert moves(result.log) == [
-        reconfigure(8), run(C, 3), run(A, 0), run(D, 2), reconfigure(9), run(B, 3),
+        reconfigure(8),
+        run(C, 3),
+        run(A, 0),
+        run(D, 2),
+        reconfigure(9),
+        run(B, 3),
     ]
     assert result.log[4] == Decision(WAIT)  # 1g@2 stays idle until C is done
 
@@ -82,7 +85,12 @@ def test_worked_example_idle_rule() -> None:
     env = make_env("float", {"N": 4, "M": 35})
     result = play_checked(env, FarPolicy(), 0, {"tasks": EXAMPLE, **IDLE_GPU})
     assert moves(result.log) == [
-        reconfigure(8), run(D, 2), run(A, 0), run(C, 3), reconfigure(9), run(B, 3),
+        reconfigure(8),
+        run(D, 2),
+        run(A, 0),
+        run(C, 3),
+        reconfigure(9),
+        run(B, 3),
     ]
 
 

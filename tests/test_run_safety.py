@@ -3,7 +3,6 @@ unwritable folder, two runs in one folder, Ctrl+C while cloning, and corrupt mod
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -15,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import DATA, script_env, version_copy
 from sb3_contrib import MaskablePPO
 
@@ -74,7 +72,7 @@ def test_a_killed_worker_ends_the_run_with_the_model_saved_and_one_line(tmp_path
     saved = Path(re.search(r"model saved: (\S+\.zip)$", out, re.MULTILINE).group(1))
     assert saved.parent == folder / "trained_models"
     assert MaskablePPO.load(saved, device="cpu").num_timesteps >= 2048
-    assert json.loads(saved.with_suffix(".json").read_text())["status"].startswith(f"stopped: environment worker")
+    assert json.loads(saved.with_suffix(".json").read_text())["status"].startswith("stopped: environment worker")
 
 
 def test_workers_die_with_a_killed_training_process(tmp_path: Path) -> None:
@@ -129,7 +127,10 @@ def test_a_final_save_that_fails_goes_to_a_printed_rescue_folder(tmp_path: Path,
     out, err = capsys.readouterr()
     rescued = rescue_root / "migsched-rescue" / model_path(tmp_path, N, M, 2048, WORKLOAD).name
     assert f"model saved: {rescued}" in out
-    assert err == f"train.py: error: could not save the model in {tmp_path / 'version' / 'trained_models'} (No space left on device); saved it to {rescued.parent} instead\n"
+    assert (
+        err
+        == f"train.py: error: could not save the model in {tmp_path / 'version' / 'trained_models'} (No space left on device); saved it to {rescued.parent} instead\n"
+    )
     assert MaskablePPO.load(rescued, device="cpu").num_timesteps == 2048
 
 

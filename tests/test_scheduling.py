@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from conftest import DATA
 
-from migsched.policies import make_baseline
-from migsched.policies import base
+from migsched.policies import base, make_baseline
 from migsched.policies.base import Policy, run_episode
 from migsched.scheduling import main, play_policy, schedule_tasks
 from migsched.state import FIRST_RUN_ACTION
@@ -59,8 +58,24 @@ def test_bad_task_files_name_the_line(tmp_path: Path, text: str, message: str) -
 def test_every_task_is_printed_exactly_once(version: str, n: int, tmp_path: Path) -> None:
     gantt = tmp_path / "s.png"
     out = subprocess.run(
-        [sys.executable, "schedule.py", "--baseline", "greedy", "--tasks", str(DATA / "rodinia_a30.txt"), "--N", str(n), "--partition", "8", "--gantt", str(gantt)],
-        cwd=ROOT / version, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "schedule.py",
+            "--baseline",
+            "greedy",
+            "--tasks",
+            str(DATA / "rodinia_a30.txt"),
+            "--N",
+            str(n),
+            "--partition",
+            "8",
+            "--gantt",
+            str(gantt),
+        ],
+        cwd=ROOT / version,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     names, _ = parse_task_file(str(DATA / "rodinia_a30.txt"))
     for name in names:

@@ -7,12 +7,12 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import small_env
 from sb3_contrib import MaskablePPO
 
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
 from migsched.search import _PolicyNet, _run_batch, search
-from conftest import small_env
 
 OFFLINE = ("float", "direct_reconfig", "one_hot")
 
@@ -63,7 +63,11 @@ def test_same_seed_same_schedule_other_seed_other_rollouts(agent) -> None:
 def test_pinned_episode_without_a_seed() -> None:
     env = small_env("float")
     model = small_model(env)
-    options = {"tasks": [[8.0, 5.0, 4.0, 3.5, 2.0], [6.0, 3.2, 2.5, 2.0, 1.5], [3.0, 2.0, 1.8, 1.7, 1.6], [9.0, 4.0, 3.0, 2.5, 2.2]], "partition": 4, "busy": [1, 0, 2, 0]}
+    options = {
+        "tasks": [[8.0, 5.0, 4.0, 3.5, 2.0], [6.0, 3.2, 2.5, 2.0, 1.5], [3.0, 2.0, 1.8, 1.7, 1.6], [9.0, 4.0, 3.0, 2.5, 2.2]],
+        "partition": 4,
+        "busy": [1, 0, 2, 0],
+    }
     first = search(model, env, samples=20, options=options)
     second = search(model, env, samples=20, options=options)
     assert first.makespans == second.makespans and first.best.log == second.best.log

@@ -58,7 +58,7 @@ def test_equal_level_vectors_are_one_type_sorted_ascending_first_come_first_run(
     state = env.state
     assert state.keys == [(1, 1, 1, 1, 1), (10, 6, 5, 4, 3)]
     assert state.queues == [[1, 3], [0, 2]]
-    obs_slots = env.encoder.encode(state)[1:1 + 6 * 4].reshape(4, 6)
+    obs_slots = env.encoder.encode(state)[1 : 1 + 6 * 4].reshape(4, 6)
     assert obs_slots[0].tolist() == pytest.approx([0.1] * 5 + [0.5])
     assert obs_slots[2:].sum() == 0.0, "unused slots are zeros and come last"
     env.step(run_action(1, 0))

@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -24,7 +24,6 @@ from conftest import ROOT, script_env, version_copy
 from sb3_contrib import MaskablePPO
 
 from migsched import VERSIONS
-from migsched.versions import get_version
 from migsched.models import load_checked_model, model_path, save_model
 from migsched.training import (
     EntropySchedule,
@@ -33,6 +32,7 @@ from migsched.training import (
     main,
     parse_args,
 )
+from migsched.versions import get_version
 
 N, M, WORKLOAD = 4, 5, "mix_scaling_soft"
 PHASED = ("entropy", "direct_reconfig", "online")  # the versions whose entropy coefficient decays
@@ -49,7 +49,24 @@ def flags(version: str, steps: int = STEPS, *extra: str) -> list[str]:
     """Small, fast training flags; one rollout of 2048 steps, 2 minibatches of 1024, no evaluations
     (test_eval_training covers those)."""
     online = ["--queue_len", "9"] if version == "online" else []
-    return ["--num_steps", str(steps), "--N", str(N), "--M", str(M), "--type_tasks", WORKLOAD, "--batch_size", "1024", "--seed", "0", "--eval_freq", "0", *online, *extra]
+    return [
+        "--num_steps",
+        str(steps),
+        "--N",
+        str(N),
+        "--M",
+        str(M),
+        "--type_tasks",
+        WORKLOAD,
+        "--batch_size",
+        "1024",
+        "--seed",
+        "0",
+        "--eval_freq",
+        "0",
+        *online,
+        *extra,
+    ]
 
 
 class Training:
@@ -120,7 +137,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
             return None
         assert training.proc.returncode == 0, training.output
         source = f"{version}/trained_models/{model_path(training.folder, N, M, STEPS, WORKLOAD).name}"
-        done[version]["sigint"] = Training(training.folder, flags(version, 10**9, "--restore", source), logs / f"{version}-sigint.log", cwd=root, signal_on=(f"training {version}:", signal.SIGINT))
+        done[version]["sigint"] = Training(
+            training.folder,
+            flags(version, 10**9, "--restore", source),
+            logs / f"{version}-sigint.log",
+            cwd=root,
+            signal_on=(f"training {version}:", signal.SIGINT),
+        )
         return done[version]["sigint"]
 
     trainings = [t for per_version in done.values() for t in per_version.values()]
@@ -312,7 +335,16 @@ def test_the_entropy_coefficient_takes_four_values_in_equal_phases() -> None:
     phases = (0.01, 0.00075, 0.0005, 0.0)
     assert {v: parse_args(v, []).ent_coef for v in VERSIONS} == {v: list(phases) if v in PHASED else [0.01] for v in VERSIONS}
     assert [entropy_coefficient(phases, s, 1000) for s in (0, 249, 250, 499, 500, 749, 750, 999, 1000, 5000)] == [
-        0.01, 0.01, 0.00075, 0.00075, 0.0005, 0.0005, 0.0, 0.0, 0.0, 0.0,
+        0.01,
+        0.01,
+        0.00075,
+        0.00075,
+        0.0005,
+        0.0005,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
     ]
     # The callback inside a run that starts from a restored model at timestep 7000.
     model = SimpleNamespace(num_timesteps=7000, ent_coef=0.123, get_env=lambda: None, logger=None)

@@ -66,7 +66,9 @@ def run_episode(env: MigSchedEnv, policy: Policy, seed: int | None = None, optio
         _, _, terminated, _, info = env.step(policy.act(env))
         if terminated:
             return EpisodeResult(info["makespan"], info["lower_bound"], info["makespan_levels"], tuple(env.decision_log), env.schedule())
-    raise RuntimeError(f"{policy.name} did not finish an episode of {n_tasks} tasks within {cap} steps ({BASE_EPISODE_STEPS} + {STEPS_PER_TASK} per task): it cycles")
+    raise RuntimeError(
+        f"{policy.name} did not finish an episode of {n_tasks} tasks within {cap} steps ({BASE_EPISODE_STEPS} + {STEPS_PER_TASK} per task): it cycles"
+    )
 
 
 class RandomPolicy(Policy):

@@ -130,10 +130,7 @@ def _replay(
 
 def _is_schedule(times: Sequence[Sequence[float]], hint: Sequence[tuple[tuple[int, int], float]]) -> bool:
     """Whether every task's hinted placement exists and has a finite time for it."""
-    return all(
-        tuple(placement) in PLACEMENTS and math.isfinite(row[SIZES.index(placement[0])])
-        for row, (placement, _) in zip(times, hint)
-    )
+    return all(tuple(placement) in PLACEMENTS and math.isfinite(row[SIZES.index(placement[0])]) for row, (placement, _) in zip(times, hint))
 
 
 def solve_cpsat(
@@ -162,12 +159,7 @@ def solve_cpsat(
 
     busy = [_to_units(f) for f in initial_free]
     options: list[list[tuple[tuple[int, int], int]]] = [
-        [
-            (p, max(1, _to_units(row[SIZES.index(p[0])])))
-            for p in PLACEMENTS
-            if math.isfinite(row[SIZES.index(p[0])])
-        ]
-        for row in times
+        [(p, max(1, _to_units(row[SIZES.index(p[0])]))) for p in PLACEMENTS if math.isfinite(row[SIZES.index(p[0])])] for row in times
     ]
     horizon = max(busy) + sum(min(d for _, d in opts) for opts in options)
 
@@ -246,14 +238,9 @@ def solve_cpsat(
                 wall_time=wall_time,
                 from_hint=True,
             )
-        raise RuntimeError(
-            f"CP-SAT found no schedule within {time_limit} s (status {solver.StatusName(status)})"
-        )
+        raise RuntimeError(f"CP-SAT found no schedule within {time_limit} s (status {solver.StatusName(status)})")
 
-    chosen = [
-        next(p for (p, _), lit in zip(options[i], presences[i]) if solver.Value(lit))
-        for i in range(len(times))
-    ]
+    chosen = [next(p for (p, _), lit in zip(options[i], presences[i]) if solver.Value(lit)) for i in range(len(times))]
     real_starts, real_ends = _replay(times, initial_free, chosen, [solver.Value(s) for s in starts])
     best_bound = solver.BestObjectiveBound() / _UNITS_PER_SECOND
     return CpsatResult(

@@ -227,4 +227,3 @@ class FarPolicy(Policy):
                 queue[queue.index(started)] = planned
                 self._start[planned], self._start[started] = self._start[started], self._start[planned]
                 return
-

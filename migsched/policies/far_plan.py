@@ -64,9 +64,7 @@ CHILDREN: Mapping[Node, tuple[Node, ...]] = MappingProxyType(
     }
 )
 
-PARENT: Mapping[Node, Node] = MappingProxyType(
-    {child: node for node, children in CHILDREN.items() for child in children}
-)
+PARENT: Mapping[Node, Node] = MappingProxyType({child: node for node, children in CHILDREN.items() for child in children})
 
 
 def _preorder(node: Node) -> tuple[Node, ...]:
@@ -236,9 +234,7 @@ def _run_tree(
                 free[child] = free[node]
                 push(child)
 
-    slice_end = tuple(
-        max(free[node] for node in DFS_ORDER if k in node_slices(node)) for k in range(NUM_SLICES)
-    )
+    slice_end = tuple(max(free[node] for node in DFS_ORDER if k in node_slices(node)) for k in range(NUM_SLICES))
     return TreePlan(
         node_lists={node: tuple(tasks) for node, tasks in lists.items()},
         start=start,
@@ -359,15 +355,11 @@ def refine(times: Sequence[Sequence[float]], plan: TreePlan, eps: float = EPS) -
 
 def _alternative(node: Node, span: Callable[[Node], float]) -> Node | None:
     """The node of the same size with the smallest span below ``node``'s; ties: first in DFS."""
-    candidates = [
-        other for other in DFS_ORDER if other[1] == node[1] and span(other) < span(node)
-    ]
+    candidates = [other for other in DFS_ORDER if other[1] == node[1] and span(other) < span(node)]
     return min(candidates, key=span, default=None)
 
 
-def _insert_decreasing(
-    tasks: list[int], task: int, duration: float, durations: Sequence[float]
-) -> None:
+def _insert_decreasing(tasks: list[int], task: int, duration: float, durations: Sequence[float]) -> None:
     """Insert ``task`` into a list sorted by decreasing duration, before equal durations."""
     position = next((k for k, d in enumerate(durations) if d <= duration), len(tasks))
     tasks.insert(position, task)
