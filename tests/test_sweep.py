@@ -169,7 +169,11 @@ def record(seed: int, final: list[float], status: str = "ok") -> dict:
     }  # fmt: skip
 
 
-BASELINES = {"lower_bound": [10.0, 20.0], "makespan": {"random": [20.0, 40.0], "static": [12.0, 24.0], "greedy": [11.0, 22.0], "far": [15.0, 30.0], "cpsat": [10.0, 25.0]}, "cpsat_proven": 1}
+BASELINES = {
+    "lower_bound": [10.0, 20.0],
+    "makespan": {"random": [20.0, 40.0], "static": [12.0, 24.0], "greedy": [11.0, 22.0], "far": [15.0, 30.0], "cpsat": [10.0, 25.0]},
+    "cpsat_proven": 1,
+}
 
 
 def test_a_row_holds_the_agents_and_baselines_figures_on_the_same_episodes() -> None:
@@ -257,13 +261,21 @@ def test_bad_numbers_and_binary_grids_are_one_line_errors(tmp_path: Path, capsys
 def test_n_m_and_the_online_queue_default_to_the_versions_hyperparams(tmp_path: Path) -> None:
     sweep = prepare(parse_args(["--versions", "float,online", "--num_steps", "2048", "--out", str(tmp_path / "s")]))
     defaults = get_version("online").defaults
-    assert (sweep.defining["N"], sweep.defining["M"]) == (defaults["N"], defaults["M"]) == (get_version("float").defaults["N"], get_version("float").defaults["M"])
+    assert (
+        (sweep.defining["N"], sweep.defining["M"]) == (defaults["N"], defaults["M"]) == (get_version("float").defaults["N"], get_version("float").defaults["M"])
+    )
     assert env_config("online", 3, 4) == {"N": 3, "M": 4, "queue_len": defaults["queue_len"]} and env_config("float", 3, 4) == {"N": 3, "M": 4}
     assert sweep.settings["scripts"] == str(ROOT) and not (tmp_path / "s").exists()
 
 
 def test_the_command_line_error_has_no_traceback(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "sweep.py"), "--versions", "nope", "--num_steps", "5", "--out", str(tmp_path / "s")], check=False, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "sweep.py"), "--versions", "nope", "--num_steps", "5", "--out", str(tmp_path / "s")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("sweep.py: error: --versions: unknown 'nope'") and done.stderr.count("\n") == 1
     assert done.stdout == ""

@@ -23,7 +23,22 @@ from migsched.versions import REPO_ROOT, VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
 
 #: train.py flags that sweep.py sets itself for every trial (or that are no hyperparameter); a grid may not hold them.
-SET_BY_SWEEP = ("help", "num_steps", "N", "M", "type_tasks", "seed", "device", "preset", "eval_freq", "eval_episodes", "restore", "queue_len", "progress_bar", "record")
+SET_BY_SWEEP = (
+    "help",
+    "num_steps",
+    "N",
+    "M",
+    "type_tasks",
+    "seed",
+    "device",
+    "preset",
+    "eval_freq",
+    "eval_episodes",
+    "restore",
+    "queue_len",
+    "progress_bar",
+    "record",
+)
 #: The settings that define a sweep's trials and figures, stored in `<out>/sweep.json`: `--resume` keeps them.
 DEFINING = ("versions", "workloads", "seeds", "num_steps", "N", "M", "preset", "grid", "eval_freq", "eval_episodes", "eval_seed", "cpsat_time")
 

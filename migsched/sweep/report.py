@@ -64,17 +64,41 @@ def mean_ratio(makespans: Sequence[float], divisors: Sequence[float]) -> float:
 def csv_columns(grid_keys: Sequence[str]) -> list[str]:
     """The columns of results.csv."""
     figures = [f"{who}_{to}" for who in ("final", "best", *BASELINES) for to in ("ratio", "cpsat")]
-    return ["trial", "status", "version", "workload", "seed", *grid_keys, "num_steps", "wall_clock_s", "eval_s", *figures, "cpsat_ratio", "cpsat_proven", "model", "best_model", "node", "log", "error"]
+    return [
+        "trial",
+        "status",
+        "version",
+        "workload",
+        "seed",
+        *grid_keys,
+        "num_steps",
+        "wall_clock_s",
+        "eval_s",
+        *figures,
+        "cpsat_ratio",
+        "cpsat_proven",
+        "model",
+        "best_model",
+        "node",
+        "log",
+        "error",
+    ]
 
 
 def trial_row(record: dict[str, Any], baselines: dict[str, Any] | None, grid_keys: Sequence[str], num_steps: int) -> dict[str, Any]:
     """A trial's results.csv row: its agent's figures beside the baselines' on the same episodes."""
-    row = {key: record.get(key) for key in ("trial", "status", "version", "workload", "seed", "wall_clock_s", "eval_s", "model", "best_model", "node", "log", "error")}
+    row = {
+        key: record.get(key)
+        for key in ("trial", "status", "version", "workload", "seed", "wall_clock_s", "eval_s", "model", "best_model", "node", "log", "error")
+    }
     row |= {key: record["hyperparameters"].get(key) for key in grid_keys} | {"num_steps": num_steps}
     baselines = baselines or {"makespan": {}, "lower_bound": None, "cpsat_proven": None}
     cpsat = baselines["makespan"].get("cpsat")
     for who in ("final", "best", *BASELINES, "cpsat"):
-        episodes = (record.get(who) if who in ("final", "best") else None) or {"makespan": baselines["makespan"].get(who), "lower_bound": baselines["lower_bound"]}
+        episodes = (record.get(who) if who in ("final", "best") else None) or {
+            "makespan": baselines["makespan"].get(who),
+            "lower_bound": baselines["lower_bound"],
+        }
         row[f"{who}_ratio"] = mean_ratio(episodes["makespan"], episodes["lower_bound"]) if episodes["makespan"] else None
         if who != "cpsat":
             row[f"{who}_cpsat"] = mean_ratio(episodes["makespan"], cpsat) if episodes["makespan"] and cpsat else None
@@ -148,5 +172,7 @@ def collect(sweep: Sweep, records: dict[str, dict[str, Any]], elapsed: float) ->
     text = summary_text(rows, grid_keys, sweep.settings)
     (sweep.out / "summary.md").write_text(text)
     ok = sum(r["status"] == "ok" for r in rows)
-    print(f"\n{text}\n{ok} trials ok, {len(rows) - ok} failed, {len(sweep.trials) - len(rows)} not run; {elapsed / 60:.1f} min. Wrote {sweep.out / 'results.csv'} and {sweep.out / 'summary.md'}")
+    print(
+        f"\n{text}\n{ok} trials ok, {len(rows) - ok} failed, {len(sweep.trials) - len(rows)} not run; {elapsed / 60:.1f} min. Wrote {sweep.out / 'results.csv'} and {sweep.out / 'summary.md'}"
+    )
     return ok, len(rows) - ok

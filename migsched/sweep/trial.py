@@ -52,7 +52,18 @@ def trial_files(settings: dict[str, Any], trial: str) -> tuple[Path, Path]:
 
 def train_argv(spec: dict[str, Any], settings: dict[str, Any], record: Path) -> list[str]:
     """The train.py flags of a trial: the sweep's, then its grid setting."""
-    argv: list[Any] = ["--num_steps", settings["num_steps"], "--N", settings["N"], "--M", settings["M"], "--type_tasks", spec["workload"], "--seed", spec["seed"]]
+    argv: list[Any] = [
+        "--num_steps",
+        settings["num_steps"],
+        "--N",
+        settings["N"],
+        "--M",
+        settings["M"],
+        "--type_tasks",
+        spec["workload"],
+        "--seed",
+        spec["seed"],
+    ]
     argv += ["--device", settings["device"], "--eval_episodes", settings["eval_episodes"], "--record", record]
     argv += ["--preset", settings["preset"]] if settings["preset"] else []
     argv += ["--eval_freq", settings["eval_freq"]] if settings["eval_freq"] is not None else []
@@ -67,7 +78,9 @@ def train_argv(spec: dict[str, Any], settings: dict[str, Any], record: Path) -> 
 def run_training(script: Path, argv: list[str], log: IO[str]) -> int:
     """Run `script argv` in its folder with its output in `log`; its exit status."""
     log.flush()
-    return subprocess.run([sys.executable, str(script), *argv], check=False, cwd=script.parent, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1")).returncode
+    return subprocess.run(
+        [sys.executable, str(script), *argv], check=False, cwd=script.parent, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1")
+    ).returncode
 
 
 def training_error(status: int, record: dict[str, Any] | None, record_file: Path) -> str | None:
@@ -143,7 +156,13 @@ def baseline_episodes(version: str, workload: str, settings: dict[str, Any]) -> 
     cpsat = settings["cpsat_time"] is not None and get_version(version).offline
     policies = [*BASELINES, *(["cpsat"] if cpsat else [])]
     rows, _ = evaluate(
-        version, env_config(version, settings["N"], settings["M"]), workload, settings["eval_episodes"], settings["eval_seed"], policies, **({"cpsat_time": settings["cpsat_time"]} if cpsat else {})
+        version,
+        env_config(version, settings["N"], settings["M"]),
+        workload,
+        settings["eval_episodes"],
+        settings["eval_seed"],
+        policies,
+        **({"cpsat_time": settings["cpsat_time"]} if cpsat else {}),
     )
     return {
         "version": version,
