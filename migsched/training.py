@@ -229,11 +229,53 @@ def unwritable_folder(folder: Path) -> str | None:
 
 
 def torch_threads(n_envs: int, vec_env: str) -> int:
-    """Torch threads on the CPU: up to 4 cores when the environments run in this process, one when
-    they run in subprocesses (which need the cores; more threads then spin and slow everything)."""
+    """The most torch threads on the CPU: up to 4 of this process's cores when the environments
+    run in this process, one when they run in subprocesses (which need the cores)."""
     if n_envs > 1 and vec_env == "subproc":
         return 1
     return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def runnable_elsewhere() -> int | None:
+    """How many threads of other processes are runnable right now (Linux: /proc/loadavg, less
+    this process's own runnable threads), or None where the system does not say."""
+    try:
+        runnable = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        mine = 0
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/stat") as stat:
+                mine += stat.read().rsplit(")", 1)[1].split()[0] == "R"
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(0, runnable - mine)
+
+
+def threads_for_free_cores(most: int, elsewhere: int | None) -> int:
+    """Torch threads for the next update: the cores other processes leave free, at least one and
+    at most `most`. Threads beyond the free cores only spin against the other processes: beside
+    one busy process on 2 cores, two threads made training 3-6 times slower than one (docs/speed.md)."""
+    if elsewhere is None:
+        return most
+    return max(1, min(most, len(os.sched_getaffinity(0)) - elsewhere))
+
+
+class FreeCoreThreads(BaseCallback):
+    """Before each PPO update, sets torch's threads to the cores no other process is using
+    (`threads_for_free_cores`), so a run alone uses its cores and a run beside others does not
+    fight them."""
+
+    def __init__(self, most: int) -> None:
+        super().__init__()
+        self.most = most
+
+    def _on_rollout_end(self) -> None:
+        threads = threads_for_free_cores(self.most, runnable_elsewhere())
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        self.logger.record("time/torch_threads", threads)
+
+    def _on_step(self) -> bool:
+        return True
 
 
 def rollout_size(n_envs: int) -> int:
@@ -591,8 +633,9 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     except OSError as exc:
         print(f"train.py: error: cannot write models in {name(steps=0).parent}: {exc.strerror or first_line(exc)}", file=sys.stderr)
         return 2
-    if args.device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(torch_threads(args.n_envs, args.vec_env))
+    adapt_threads = args.device == "cpu" and "OMP_NUM_THREADS" not in os.environ
+    if adapt_threads:
+        torch.set_num_threads(threads_for_free_cores(torch_threads(args.n_envs, args.vec_env), runnable_elsewhere()))
     torch.distributions.Distribution.set_default_validate_args(False)  # argument checks cost ~10% of the fps
 
     stop = StopOnSignal()
@@ -637,6 +680,8 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
         return save_model(model, name(steps=steps), record.snapshot(model, "checkpoint"))
 
     callbacks: list[BaseCallback] = [stop, ratio_log, Checkpoints(args.save_freq, args.num_steps, save_checkpoint)]
+    if adapt_threads:
+        callbacks.append(FreeCoreThreads(torch_threads(args.n_envs, args.vec_env)))
     model.ent_coef = args.ent_coef[0]
     if len(args.ent_coef) > 1:
         callbacks.append(EntropySchedule(args.ent_coef, args.num_steps))

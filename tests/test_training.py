@@ -27,10 +27,13 @@ from migsched import VERSIONS
 from migsched.models import load_checked_model, model_path, save_model
 from migsched.training import (
     EntropySchedule,
+    FreeCoreThreads,
     LinearToZero,
     entropy_coefficient,
     main,
     parse_args,
+    runnable_elsewhere,
+    threads_for_free_cores,
 )
 from migsched.versions import get_version
 
@@ -482,3 +485,35 @@ def test_record_copies_the_run_record_for_scripts(tmp_path: Path, capsys) -> Non
     assert (data["status"], data["model"], data["eval_csv"]) == ("finished", str(saved), str(saved.with_name(saved.stem + "_eval.csv")))
     assert data["best_evaluation"]["model"] == str(saved.with_name(saved.stem + "_best.zip"))
     assert "--record" in fails("float", ["--record", str(tmp_path / "no" / "such" / "folder.json")], capsys)
+
+
+def test_torch_takes_the_cores_other_processes_leave_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert [threads_for_free_cores(4, elsewhere) for elsewhere in (0, 3, 4, 5, 7, 20)] == [4, 4, 4, 3, 1, 1]
+    assert threads_for_free_cores(4, None) == 4  # where the system does not say, the most
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert [threads_for_free_cores(2, elsewhere) for elsewhere in (0, 1, 2)] == [2, 1, 1]
+    assert threads_for_free_cores(1, 0) == 1
+
+
+def test_a_busy_process_beside_is_seen_and_the_update_gets_one_thread_fewer(monkeypatch: pytest.MonkeyPatch) -> None:
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        guard = time.monotonic() + HANG_GUARD_S
+        while not runnable_elsewhere():
+            assert time.monotonic() < guard, "a busy process was never seen runnable"
+            time.sleep(0.01)
+    finally:
+        busy.kill()
+        busy.wait()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr("migsched.training.runnable_elsewhere", lambda: 1)
+    callback = FreeCoreThreads(most=2)
+    callback.init_callback(SimpleNamespace(get_env=lambda: None, logger=SimpleNamespace(record=lambda key, value: None)))
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        callback.on_rollout_end()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
