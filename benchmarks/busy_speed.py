@@ -9,7 +9,8 @@ seconds since `learn` began). A torch thread policy is how the environment sets 
 two, `passive` two threads that sleep instead of spinning while they wait (OMP_WAIT_POLICY=PASSIVE).
 The conditions: `alone`; `beside_busy`, beside one CPU-bound process (a Python busy loop);
 `two_runs`, two of these runs started together (the fps of each). Prints the median over
-`--runs` runs of each policy and condition.
+`--runs` runs of each policy and condition; the policies take turns in each round, so a drift of
+the machine's speed hits them alike.
 """
 
 from __future__ import annotations
@@ -92,13 +93,14 @@ def main() -> int:
             shutil.copytree(REPO_ROOT / args.version, folder, ignore=shutil.ignore_patterns("trained_models", "__pycache__"))
             folders.append(folder)
         print(f"{args.version}, train.py --preset fast, {args.rollouts} rollouts, median of {args.runs} runs (fps; two_runs: each run's)")
+        values: dict[tuple[str, str], list[float]] = {(p, c): [] for p in policies for c in conditions}
+        for _ in range(args.runs):  # policies interleaved in each round, so the machine's drift hits them alike
+            for condition in conditions:
+                for policy in policies:
+                    values[policy, condition] += measure(folders, args.rollouts, policy, condition)
         print(f"{'policy':<10}" + "".join(f"{c:>14}" for c in conditions))
         for policy in policies:
-            cells = []
-            for condition in conditions:
-                values = [fps for _ in range(args.runs) for fps in measure(folders, args.rollouts, policy, condition)]
-                cells.append(f"{statistics.median(values):>14,.0f}")
-            print(f"{policy:<10}" + "".join(cells), flush=True)
+            print(f"{policy:<10}" + "".join(f"{statistics.median(values[policy, c]):>14,.0f}" for c in conditions))
     return 0
 
 
