@@ -39,7 +39,7 @@ from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
 from migsched.policies.cpsat import CpsatResult, solve_cpsat
 from migsched.search import search
-from migsched.versions import REPO_ROOT, VERSIONS, make_env
+from migsched.versions import REPO_ROOT, VERSIONS, get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
 BASELINES = ("static", "greedy", "far")
@@ -78,7 +78,7 @@ def timed(call: Callable[[], T]) -> tuple[T, float]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The flags, checked; the limits parsed and the output folder filled in."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--version", choices=[v for v in VERSIONS if v != "online"], required=True)
+    parser.add_argument("--version", choices=[v for v in VERSIONS if get_version(v).offline], required=True)
     parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, required=True)
     parser.add_argument("--model", help="trained model zip of --version (without it: baselines and CP-SAT only)")
     parser.add_argument("--episodes", type=int, default=40)

@@ -180,7 +180,7 @@ def main() -> None:
         flush=True,
     )
     saved = train(args, args.out / "train.log")
-    cpsat = cpsat_makespans(args) if args.version != "online" else {}
+    cpsat = cpsat_makespans(args) if get_version(args.version).offline else {}
     base_rows, _ = evaluate(args.version, config(args.version), args.type_tasks, args.episodes, 0, BASELINES)
     baselines = {name: ratios([r for r in base_rows if r.policy == name], cpsat) for name in BASELINES}
     points = []

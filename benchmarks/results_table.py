@@ -14,7 +14,7 @@ import csv
 import statistics
 from pathlib import Path
 
-from migsched.versions import VERSIONS
+from migsched.versions import VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
 
 POLICIES = ("agent", "random", "static", "greedy", "far", "cpsat")
@@ -49,7 +49,7 @@ def main() -> None:
                 continue
             rows = read(path)
             shared = args.folder / f"cpsat_{workload}.csv"
-            if version != "online" and shared.exists():
+            if get_version(version).offline and shared.exists():
                 rows += [row for row in read(shared) if row["policy"] == "cpsat"]
             cpsat = {row["episode"]: float(row["makespan"]) for row in rows if row["policy"] == "cpsat"}
             print(f"| {version} | {workload} | " + " | ".join(cell(rows, p, cpsat) for p in POLICIES) + " |")

@@ -34,10 +34,9 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from migsched.training import OPTIMIZER_KWARGS, torch_threads
-from migsched.versions import get_version, make_env
+from migsched.versions import VERSIONS, get_version, make_env
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSIONS = ("one_hot", "float", "entropy", "direct_reconfig", "online")
 SETTINGS = {
     "defaults": [],
     "n_envs8": ["--n_envs", "8"],
