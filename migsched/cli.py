@@ -91,3 +91,31 @@ def check_image_file(parser: argparse.ArgumentParser, flag: str, path: str | os.
     problem = image_format_problem(path) if path is not None else None
     if problem:
         parser.error(f"{flag} {path}: {problem}")
+
+
+def add_search_flags(parser: argparse.ArgumentParser, per: str) -> None:
+    """`--samples` and `--time_limit`: the agent's search (`migsched.search`) per `per` ("episode" or "batch")."""
+    parser.add_argument(
+        "--samples", type=int, default=0, help=f"search: also try K stochastic rollouts of the agent per {per} and keep the best (offline versions)"
+    )
+    parser.add_argument(
+        "--time_limit",
+        type=positive_float,
+        help=f"search: keep sampling the agent's rollouts for this many seconds per {per} and keep the best (offline versions)",
+    )
+
+
+def check_search_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, online: bool) -> bool:
+    """Exit through `parser.error` for a search that cannot be: a negative `--samples`, online, or
+    without `--model`. Returns whether a search was asked for."""
+    if args.samples < 0:
+        parser.error(f"--samples must be >= 0, got {args.samples}")
+    searching = bool(args.samples) or args.time_limit is not None
+    if searching and online:
+        parser.error(
+            "--samples and --time_limit search a whole batch, which an online episode does not have "
+            "(its tasks arrive as they are revealed): the online agent is measured and schedules without search"
+        )
+    if searching and not args.model:
+        parser.error("--samples and --time_limit search with the agent: give --model")
+    return searching

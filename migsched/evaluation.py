@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from migsched.cli import SEED_MAX, OneLineParser, check_image_file, check_output_file, positive_float, seed_int
+from migsched.cli import SEED_MAX, OneLineParser, add_search_flags, check_image_file, check_output_file, check_search_flags, positive_float, seed_int
 from migsched.env import MigSchedEnv
 from migsched.policies import BASELINES, make_baseline
 from migsched.policies.agent import AgentPolicy
@@ -185,14 +185,7 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--type_tasks", default="good_scaling", choices=WORKLOAD_NAMES)
     parser.add_argument("--seed", type=seed_int, default=0, help=f"seed of the first episode; episode k uses seed + k (0..{SEED_MAX})")
-    parser.add_argument(
-        "--samples", type=int, default=0, help="search: also try K stochastic rollouts of the agent per episode and keep the best (offline versions)"
-    )
-    parser.add_argument(
-        "--time_limit",
-        type=positive_float,
-        help="search: keep sampling the agent's rollouts for this many seconds per episode and keep the best (offline versions)",
-    )
+    add_search_flags(parser, per="episode")
     parser.add_argument("--policies", help=f"comma-separated, from {','.join(POLICY_NAMES)} (default: all that apply)")
     parser.add_argument("--csv", help="write one row per episode and policy")
     parser.add_argument("--gantt", help="draw one episode as a Gantt chart (PNG)")
@@ -208,14 +201,9 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
         help="online only: tasks per episode" + (f" (default {defaults['queue_len']})" if "queue_len" in defaults else ""),
     )
     args = parser.parse_args(argv)
-    if args.episodes < 1 or args.samples < 0 or args.N < 1 or args.M < 1 or (args.queue_len is not None and args.queue_len < 1):
-        parser.error("--episodes, --N, --M and --queue_len must be positive, --samples >= 0")
-    if get_version(version).online and (args.samples or args.time_limit is not None):
-        parser.error(
-            "--samples and --time_limit search a whole batch, which an online episode does not have (its tasks arrive as they are revealed): the online agent is measured without search"
-        )
-    if (args.samples or args.time_limit is not None) and not args.model:
-        parser.error("--samples and --time_limit search with the agent: give --model")
+    if args.episodes < 1 or args.N < 1 or args.M < 1 or (args.queue_len is not None and args.queue_len < 1):
+        parser.error("--episodes, --N, --M and --queue_len must be positive")
+    check_search_flags(parser, args, get_version(version).online)
     if args.seed + args.episodes - 1 > SEED_MAX:
         parser.error(f"--seed {args.seed} with --episodes {args.episodes}: the last episode's seed would pass {SEED_MAX}")
     if args.model and not Path(args.model).is_file():

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from migsched import a100
-from migsched.cli import OneLineParser, check_image_file, positive_float
+from migsched.cli import OneLineParser, add_search_flags, check_image_file, check_search_flags
 from migsched.env import MigSchedEnv
 from migsched.evaluation import load_model
 from migsched.policies import BASELINES, make_baseline
@@ -118,14 +118,7 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", required=True, help="task file: 'Task NAME' then 'SIZE TIME' lines for sizes 1, 2, 3, 4, 7")
     parser.add_argument("--partition", type=int, default=1, help="initial partition 1..16 (idle)")
     parser.add_argument("--gantt", help="draw the schedule (PNG)")
-    parser.add_argument(
-        "--samples", type=int, default=0, help="search: also try K stochastic rollouts of the agent per batch and keep the best (offline versions)"
-    )
-    parser.add_argument(
-        "--time_limit",
-        type=positive_float,
-        help="search: keep sampling the agent's rollouts for this many seconds per batch and keep the best (offline versions)",
-    )
+    add_search_flags(parser, per="batch")
     parser.add_argument("--seed", type=int, default=0, help="seed of the search's sampling (default 0)")
     defaults = get_version(version).defaults
     parser.add_argument("--N", type=int, default=defaults["N"], help=f"with --baseline: ready task slots (default {defaults['N']})")
@@ -135,15 +128,7 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--partition must be in 1..{a100.NUM_PARTITIONS}")
     if args.N < 1 or args.M < 1:
         parser.error("--N and --M must be >= 1")
-    if args.samples < 0:
-        parser.error(f"--samples must be >= 0, got {args.samples}")
-    searching = bool(args.samples) or args.time_limit is not None
-    if searching and get_version(version).online:
-        parser.error(
-            "--samples and --time_limit search a whole batch, which an online episode does not have (its tasks arrive as they are revealed): the online agent schedules without search"
-        )
-    if searching and not args.model:
-        parser.error("--samples and --time_limit search with the agent: give --model")
+    check_search_flags(parser, args, get_version(version).online)
     if args.model and not Path(args.model).is_file():
         parser.error(f"model file not found: {args.model}")
     check_image_file(parser, "--gantt", args.gantt)

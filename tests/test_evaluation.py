@@ -151,7 +151,7 @@ def test_online_refuses_to_search_in_one_line(flags: list[str], capsys) -> None:
         main("online", flags)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.count("\n") == 1
-    assert "an online episode does not have" in err and "measured without search" in err
+    assert "an online episode does not have" in err and "measured and schedules without search" in err
 
 
 def test_search_needs_a_model(capsys) -> None:

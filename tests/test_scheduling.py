@@ -173,3 +173,21 @@ def test_a_long_online_list_fits_under_the_cap(monkeypatch) -> None:
     (batch,) = schedule_tasks("online", {"N": 14, "M": 14}, times, 1, partial(play_policy, partial(make_baseline, "greedy")))
     assert sum(d.kind == "run" for d in batch.result.log) == 3000
     assert len(batch.result.log) > base.BASE_EPISODE_STEPS, "more steps than a cap that ignores the task count allows"
+
+
+@pytest.mark.parametrize(
+    ("version", "flags", "message"),
+    [
+        ("online", ["--samples", "4"], "measured and schedules without search"),
+        ("float", ["--samples", "-1"], "--samples must be >= 0"),
+        ("float", ["--time_limit", "0.5"], "give --model"),
+    ],
+)
+def test_schedule_refuses_a_search_it_cannot_run_in_one_line(version: str, flags: list[str], message: str, capsys) -> None:
+    argv = ["--baseline", "static", "--tasks", str(DATA / "rodinia_a30.txt"), *flags]
+    if message != "give --model":
+        argv = ["--model", __file__, "--tasks", str(DATA / "rodinia_a30.txt"), *flags]
+    with pytest.raises(SystemExit) as exited:
+        main(version, argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and message in err
