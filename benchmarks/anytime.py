@@ -7,7 +7,7 @@ On the seeded episodes first_seed .. first_seed + episodes - 1 (N and M from the
 batch (--reference seconds, hinted with the static schedule). Measured per episode: the agent
 deterministic, the agent's search (`migsched.search`) with each of --limits seconds, CP-SAT
 with each limit (hinted with static; a `from_hint` row is the hint's own schedule, CP-SAT having
-found none in time), and `static`, `greedy` and `far` with their own times. Without --model,
+found none in time or a longer one), and `static`, `greedy` and `far` with their own times. Without --model,
 the baselines and CP-SAT only. One core: torch and CP-SAT use one thread each; pin the process
 with `taskset -c 0` so nothing else shares it.
 

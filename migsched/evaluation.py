@@ -38,7 +38,7 @@ CSV_COLUMNS = ("episode", "policy", "makespan", "lower_bound", "ratio", "optimal
 class Row:
     """One policy's result on one episode: `seconds` it took (the whole search for a searching
     agent); for cpsat, whether it is proven `optimal` and whether it is its hint's schedule
-    (`from_hint`: no solution within the limit); for a searching agent, its stochastic `rollouts`."""
+    (`from_hint`: none shorter than the hint within the limit); for a searching agent, its stochastic `rollouts`."""
 
     episode: int
     policy: str
@@ -79,7 +79,7 @@ def schedule_hint(schedule: Schedule, n_tasks: int) -> list[tuple[tuple[int, int
 
 def cpsat_row(env: MigSchedEnv, episode: int, seed: int, time_limit: float) -> Row:
     """The CP-SAT reference of the episode's batch, hinted with the static schedule (which it
-    returns, marked `from_hint`, if it finds none within the limit); `seconds` counts the hint."""
+    returns, marked `from_hint`, if it finds no shorter one within the limit); `seconds` counts the hint."""
     from migsched.policies.cpsat import solve_cpsat
 
     began = time.perf_counter()
@@ -149,7 +149,7 @@ def summary(rows: Sequence[Row]) -> str:
         hinted = sum(bool(row.from_hint) for row in cpsat.values())
         lines.append(
             f"cpsat proven optimal on {proven} of {len(cpsat)} episodes"
-            + (f"; no schedule within the limit on {hinted}, its hint's (static) kept" if hinted else "")
+            + (f"; none shorter than its hint (static) within the limit on {hinted}, the hint's kept" if hinted else "")
         )
     if agent and any(row.rollouts is not None for row in agent.values()):
         rollouts = statistics.mean(row.rollouts or 0 for row in agent.values())

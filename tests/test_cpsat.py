@@ -158,6 +158,36 @@ def test_a_found_schedule_is_not_marked_from_hint() -> None:
     assert result.proven_optimal and not result.from_hint
 
 
+def test_a_hint_shorter_than_the_solvers_schedule_is_returned() -> None:
+    # Rounding up to 1 ms reverses two schedules: back to back on 7@0 the tasks take
+    # 1.1 ms each (2 units each, 4 in all) and in parallel on 4@0 and 3@4 they take 3 ms
+    # (3 units). CP-SAT proves the parallel one optimal in units, which replays to 3 ms, while
+    # the hinted back-to-back schedule replays to 2.2 ms: the hint is returned.
+    times = [[INF, INF, 0.003, 0.003, 0.0011]] * 2
+    hint = [((7, 0), 0.0), ((7, 0), 0.0011)]
+    assert solve_cpsat(times, IDLE).makespan == pytest.approx(0.003)
+    result = solve_cpsat(times, IDLE, hint=hint)
+    assert result.from_hint and result.proven_optimal
+    assert result.makespan == pytest.approx(0.0022)
+    assert result.solver_makespan == pytest.approx(0.003)
+    assert result.placements == ((7, 0), (7, 0))
+    assert_valid(result, times, IDLE)
+
+
+def test_short_limits_are_never_worse_than_the_hint() -> None:
+    # Hinted with a good schedule (CP-SAT's own after 1 s), a solve of 10-100 ms returns
+    # that schedule or a better one, whatever it finds in time.
+    rng = random.Random(21)
+    for _ in range(4):
+        times = random_batch(rng, 14)
+        good = solve_cpsat(times, IDLE, time_limit=1.0, workers=1)
+        hint = list(zip(good.placements, good.starts))
+        for limit in (0.01, 0.1):
+            result = solve_cpsat(times, IDLE, time_limit=limit, workers=1, hint=hint)
+            assert result.makespan <= good.makespan + 1e-9
+            assert_valid(result, times, IDLE)
+
+
 def test_invalid_input_is_rejected() -> None:
     with pytest.raises(ValueError):
         solve_cpsat([[INF] * 5], IDLE)

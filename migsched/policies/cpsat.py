@@ -23,9 +23,10 @@ lower bound ``L`` passed as ``lower_bound`` is safe to impose as
 ``makespan >= ceil(L / RESOLUTION)`` because every integer solution is at
 least as long as its real replay.
 
-Short limits: when CP-SAT finds no solution within its time limit and a hint was given,
-the hint's own placements and start order are replayed the same way and returned, marked
-``from_hint``; without a hint (or with one that is not a schedule) it raises.
+Hints: a hint's own placements and start order are replayed the same way, and when that
+schedule is shorter than the solver's (CP-SAT found none in time, or only a worse one at a short
+limit) it is returned, marked ``from_hint``: the result is never worse than its hint. Without a
+hint (or with one that is not a schedule) and no solution in time, it raises.
 
 Determinism: with several workers and a time limit, CP-SAT may return
 different (equally valid) solutions from run to run unless it proves
@@ -71,10 +72,10 @@ class CpsatResult:
     ``placements[i]``, ``starts[i]`` and ``ends[i]`` describe task ``i`` in the
     real-time replay; ``makespan`` is the largest end, initially busy slices included.
     ``solver_makespan`` and ``best_bound`` are the solver's objective and
-    bound on the rounded-up integer model, in seconds. ``from_hint``: the
-    solver found no schedule in time and this is the hint's, replayed;
-    ``solver_makespan`` is then its makespan and ``best_bound`` the solver's
-    bound if it had one, else 0.
+    bound on the rounded-up integer model, in seconds. ``from_hint``: this is
+    the hint's schedule, replayed, because the solver found none in time (then
+    ``solver_makespan`` is the hint's makespan and ``best_bound`` the solver's
+    bound if it had one, else 0) or only a longer one.
     """
 
     makespan: float
@@ -150,8 +151,8 @@ def solve_cpsat(
     becomes free. ``hint`` gives one ((size, start slice), start seconds) per
     task; ``redundant`` adds a cumulative constraint (capacity 7, demand =
     size); ``lower_bound`` (seconds) must be a valid lower bound on the real
-    optimum. If no solution is found within the limit, returns the hint's
-    schedule replayed (``from_hint``), or raises RuntimeError without a hint.
+    optimum. Returns the hint's schedule replayed (``from_hint``) where it is
+    shorter than the solver's or the solver found none; with neither, raises RuntimeError.
     """
     _validate(times, initial_free)
     if hint is not None and len(hint) != len(times):
@@ -219,38 +220,56 @@ def solve_cpsat(
     began = time.perf_counter()
     status = solver.Solve(model)
     wall_time = time.perf_counter() - began
+    hinted = _replay_hint(times, initial_free, hint) if hint is not None and _is_schedule(times, hint) else None
+    solver_bound = solver.BestObjectiveBound() / _UNITS_PER_SECOND
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        if hint is not None and _is_schedule(times, hint):
-            chosen_hint = [tuple(placement) for placement, _ in hint]
-            hint_starts, hint_ends = _replay(times, initial_free, chosen_hint, [start for _, start in hint])
-            hint_makespan = max([*hint_ends, *initial_free])
-            solver_bound = solver.BestObjectiveBound() / _UNITS_PER_SECOND
-            bound = solver_bound if math.isfinite(solver_bound) and solver_bound > 0 else 0.0
-            return CpsatResult(
-                makespan=hint_makespan,
-                solver_makespan=hint_makespan,
-                proven_optimal=False,
-                best_bound=bound,
-                real_lower_bound=max(0.0, bound - (len(times) + 1) * RESOLUTION),
-                placements=tuple(chosen_hint),
-                starts=tuple(hint_starts),
-                ends=tuple(hint_ends),
-                wall_time=wall_time,
-                from_hint=True,
-            )
-        raise RuntimeError(f"CP-SAT found no schedule within {time_limit} s (status {solver.StatusName(status)})")
+        if hinted is None:
+            raise RuntimeError(f"CP-SAT found no schedule within {time_limit} s (status {solver.StatusName(status)})")
+        bound = solver_bound if math.isfinite(solver_bound) and solver_bound > 0 else 0.0
+        return _hint_result(hinted, len(times), hinted[3], False, bound, wall_time)
 
     chosen = [next(p for (p, _), lit in zip(options[i], presences[i]) if solver.Value(lit)) for i in range(len(times))]
     real_starts, real_ends = _replay(times, initial_free, chosen, [solver.Value(s) for s in starts])
-    best_bound = solver.BestObjectiveBound() / _UNITS_PER_SECOND
+    makespan = max([*real_ends, *initial_free])
+    solver_makespan = solver.ObjectiveValue() / _UNITS_PER_SECOND
+    if hinted is not None and hinted[3] < makespan:
+        return _hint_result(hinted, len(times), solver_makespan, status == cp_model.OPTIMAL, solver_bound, wall_time)
     return CpsatResult(
-        makespan=max([*real_ends, *initial_free]),
-        solver_makespan=solver.ObjectiveValue() / _UNITS_PER_SECOND,
+        makespan=makespan,
+        solver_makespan=solver_makespan,
         proven_optimal=status == cp_model.OPTIMAL,
-        best_bound=best_bound,
-        real_lower_bound=max(0.0, best_bound - (len(times) + 1) * RESOLUTION),
+        best_bound=solver_bound,
+        real_lower_bound=max(0.0, solver_bound - (len(times) + 1) * RESOLUTION),
         placements=tuple(chosen),
         starts=tuple(real_starts),
         ends=tuple(real_ends),
         wall_time=wall_time,
+    )
+
+
+_Replayed = tuple[tuple[tuple[int, int], ...], list[float], list[float], float]
+"""A replayed schedule: placements, starts, ends and makespan in real seconds."""
+
+
+def _replay_hint(times: Sequence[Sequence[float]], initial_free: Sequence[float], hint: Sequence[tuple[tuple[int, int], float]]) -> _Replayed:
+    """The hint's placements and start order, left-shifted in real seconds."""
+    chosen = tuple(tuple(placement) for placement, _ in hint)
+    hint_starts, hint_ends = _replay(times, initial_free, chosen, [start for _, start in hint])
+    return chosen, hint_starts, hint_ends, max([*hint_ends, *initial_free])
+
+
+def _hint_result(hinted: _Replayed, n_tasks: int, solver_makespan: float, proven_optimal: bool, bound: float, wall_time: float) -> CpsatResult:
+    """The hint's schedule as the result, marked ``from_hint``."""
+    placements, hint_starts, hint_ends, makespan = hinted
+    return CpsatResult(
+        makespan=makespan,
+        solver_makespan=solver_makespan,
+        proven_optimal=proven_optimal,
+        best_bound=bound,
+        real_lower_bound=max(0.0, bound - (n_tasks + 1) * RESOLUTION),
+        placements=placements,
+        starts=tuple(hint_starts),
+        ends=tuple(hint_ends),
+        wall_time=wall_time,
+        from_hint=True,
     )
