@@ -1,6 +1,6 @@
 """Schedule quality against seconds per batch: the agent's search, CP-SAT and the baselines.
 
-    taskset -c 0 python benchmarks/anytime.py --version float --model float/trained_models/X.zip --type_tasks mix_scaling_soft [--episodes 40 --first_seed 1000 --limits 0.01,0.1,1,5 --reference 10 --out anytime_runs/NAME]
+    taskset -c 0 python benchmarks/anytime.py --version float --model float/trained_models/X.zip --type_tasks mix_scaling_soft [--episodes 40 --first_seed 1000 --limits 0.01,0.1,1,5 --reference 10 --out anytime_runs/NAME --cpsat_from anytime_runs/OTHER/anytime.csv]
 
 On the seeded episodes first_seed .. first_seed + episodes - 1 (N and M from the model, or
 --N/--M without one), every makespan is divided by the CP-SAT reference's makespan on the same
@@ -13,6 +13,10 @@ with `taskset -c 0` so nothing else shares it.
 
 Writes <out>/anytime.csv (one row per episode, method and limit) and <out>/anytime.png (mean
 makespan / reference against mean seconds per batch, log scale) and prints the table.
+--cpsat_from takes the CP-SAT rows (the reference and every limit) from an earlier anytime.csv
+of the same version, workload and episodes instead of solving again: two models of one workload
+then share one reference and save 16 s per episode. Each reused row must match this run's
+batch (a fingerprint of its task times, the CSV's `batch` column) and limits, or the run stops.
 Offline versions only: online episodes have no batch to search or solve.
 """
 
@@ -20,15 +24,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -43,7 +49,7 @@ from migsched.versions import REPO_ROOT, VERSIONS, get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
 BASELINES = ("static", "greedy", "far")
-CSV_COLUMNS = ("episode", "seed", "method", "limit", "makespan", "lower_bound", "ratio", "seconds", "from_hint", "optimal", "rollouts")
+CSV_COLUMNS = ("episode", "seed", "method", "limit", "makespan", "lower_bound", "ratio", "seconds", "from_hint", "optimal", "rollouts", "batch")
 T = TypeVar("T")
 
 
@@ -62,6 +68,7 @@ class Measurement:
     from_hint: bool | None = None
     optimal: bool | None = None
     rollouts: int | None = None
+    batch: str = ""
 
     @property
     def ratio(self) -> float:
@@ -89,6 +96,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--N", type=int, default=14, help="without --model: ready task slots")
     parser.add_argument("--M", type=int, default=14, help="without --model: levels")
     parser.add_argument("--out", type=Path, help="output folder (default anytime_runs/<version>_<type_tasks>)")
+    parser.add_argument("--cpsat_from", type=Path, help="an earlier anytime.csv of the same episodes whose CP-SAT rows to reuse")
     args = parser.parse_args(argv)
     try:
         args.limits = sorted({float(x) for x in args.limits.split(",") if x.strip()})
@@ -98,6 +106,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--limits, --reference, --episodes, --N and --M must be positive")
     if args.model and not Path(args.model).is_file():
         parser.error(f"model file not found: {args.model}")
+    if args.cpsat_from and not args.cpsat_from.is_file():
+        parser.error(f"--cpsat_from file not found: {args.cpsat_from}")
     args.out = args.out or REPO_ROOT / "anytime_runs" / f"{args.version}_{args.type_tasks}"
     return args
 
@@ -107,32 +117,70 @@ def solve(env: Any, hint: list, time_limit: float) -> tuple[CpsatResult, float]:
     return timed(lambda: solve_cpsat(env.state.tasks.tolist(), env.initial_free, time_limit=time_limit, workers=1, hint=hint, lower_bound=env.lower_bound))
 
 
+CpsatRows = dict[tuple[int, str, float], dict[str, str]]
+"""CP-SAT rows of an earlier anytime.csv by (seed, method, limit)."""
+
+
+def batch_id(env: Any) -> str:
+    """A fingerprint of the episode's batch (task times and initial busy times), to match reused rows."""
+    data = np.concatenate([np.asarray(env.state.tasks, dtype=np.float64).ravel(), np.asarray(env.initial_free, dtype=np.float64)])
+    return hashlib.sha256(np.round(data, 9).tobytes()).hexdigest()[:16]
+
+
+def read_cpsat_rows(path: Path) -> CpsatRows:
+    """The CP-SAT rows (reference and limits) of an earlier anytime.csv."""
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        found = {(int(r["seed"]), r["method"], float(r["limit"])): r for r in rows if r["method"] in ("cpsat_reference", "cpsat")}
+        if not found or any(not r["batch"] for r in found.values()):
+            raise ValueError("no CP-SAT rows with a batch")
+        return found
+    except (OSError, UnicodeDecodeError, KeyError, ValueError, TypeError, csv.Error) as error:
+        raise SystemExit(f"anytime.py: error: --cpsat_from {path} is not an anytime.csv ({error})") from None
+
+
+def cpsat_measurement(
+    args: argparse.Namespace, env: Any, hint: list, episode: int, method: str, limit: float, reference: float | None, batch: str
+) -> Measurement:
+    """CP-SAT's schedule at `limit`, solved now or reused from --cpsat_from (checked to be this batch's)."""
+    seed = args.first_seed + episode
+    if args.reused is None:
+        result, seconds = solve(env, hint, limit)
+        ref = result.makespan if reference is None else reference
+        return Measurement(episode, seed, method, limit, result.makespan, env.lower_bound, ref, seconds, result.from_hint, result.proven_optimal)
+    row = args.reused.get((seed, method, limit))
+    if row is None:
+        raise SystemExit(f"anytime.py: error: --cpsat_from has no {method} row for seed {seed} at {limit:g} s")
+    if row["batch"] != batch:
+        raise SystemExit(f"anytime.py: error: --cpsat_from's seed {seed} is another batch (another version, workload or N?)")
+    makespan = float(row["makespan"])
+    ref = makespan if reference is None else reference
+    return Measurement(
+        episode, seed, method, limit, makespan, env.lower_bound, ref, float(row["seconds"]), row["from_hint"] == "true", row["optimal"] == "true"
+    )
+
+
 def measure_episode(args: argparse.Namespace, env: Any, model: Any, episode: int) -> list[Measurement]:
     """Every method's schedule of episode `episode`, against the CP-SAT reference."""
     seed = args.first_seed + episode
     static, static_seconds = timed(lambda: run_episode(env, make_baseline("static"), seed=seed))
     hint = schedule_hint(static.schedule, len(env.state.tasks))
-    reference, reference_seconds = solve(env, hint, args.reference)
-    ref = reference.makespan
-    rows = [
-        Measurement(
-            episode, seed, "cpsat_reference", args.reference, ref, env.lower_bound, ref, reference_seconds, reference.from_hint, reference.proven_optimal
-        )
-    ]
+    batch = batch_id(env)
+    rows = [cpsat_measurement(args, env, hint, episode, "cpsat_reference", args.reference, None, batch)]
+    ref = rows[0].makespan
     if model is not None:
         agent, seconds = timed(lambda: run_episode(env, AgentPolicy(model), seed=seed))
         rows.append(Measurement(episode, seed, "agent", None, agent.makespan, agent.lower_bound, ref, seconds))
         for limit in args.limits:
             found = search(model, env, time_limit=limit, seed=args.search_seed, reset_seed=seed)
             rows.append(Measurement(episode, seed, "search", limit, found.best.makespan, found.best.lower_bound, ref, found.seconds, rollouts=found.rollouts))
-    for limit in args.limits:
-        result, seconds = solve(env, hint, limit)
-        rows.append(Measurement(episode, seed, "cpsat", limit, result.makespan, env.lower_bound, ref, seconds, result.from_hint, result.proven_optimal))
+    rows.extend(cpsat_measurement(args, env, hint, episode, "cpsat", limit, ref, batch) for limit in args.limits)
     rows.append(Measurement(episode, seed, "static", None, static.makespan, static.lower_bound, ref, static_seconds))
     for name in BASELINES[1:]:
         result, seconds = timed(partial(run_episode, env, make_baseline(name), seed=seed))
         rows.append(Measurement(episode, seed, name, None, result.makespan, result.lower_bound, ref, seconds))
-    return rows
+    return [replace(row, batch=batch) for row in rows]
 
 
 def groups(rows: Sequence[Measurement]) -> dict[tuple[str, float | None], list[Measurement]]:
@@ -179,6 +227,7 @@ def write_csv(rows: Sequence[Measurement], path: Path) -> None:
                     flag(r.from_hint),
                     flag(r.optimal),
                     "" if r.rollouts is None else r.rollouts,
+                    r.batch,
                 ]
             )
 
@@ -223,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     args = parse_args(argv)
+    args.reused = read_cpsat_rows(args.cpsat_from) if args.cpsat_from else None
     torch.set_num_threads(1)
     print("one core: torch uses 1 thread, CP-SAT 1 worker; pin the process with `taskset -c 0` so nothing else shares it", flush=True)
     model, env_config = None, {"N": args.N, "M": args.M}

@@ -16,40 +16,39 @@ ROOT = Path(__file__).resolve().parent.parent
 RESOLUTION = 1e-3  # CP-SAT's time unit: a proven optimum replays within (tasks + 1) units of the real one
 
 
-def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
+def tiny_model(tmp_path: Path) -> Path:
+    """An untrained float model of 4 slots and 5 levels."""
     env = small_env("float")
     model = MaskablePPO("MlpPolicy", env, seed=0, policy_kwargs=dict(net_arch=dict(pi=[32, 32], vf=[32, 32])))
     model.env_config = {"N": 4, "M": 5}
     model.save(tmp_path / "tiny.zip")
-    out = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/anytime.py",
-            "--version",
-            "float",
-            "--model",
-            str(tmp_path / "tiny.zip"),
-            "--type_tasks",
-            "mix_scaling_soft",
-            "--episodes",
-            "2",
-            "--limits",
-            "0.01,0.05",
-            "--reference",
-            "0.2",
-            "--out",
-            str(out),
-        ],
+    return tmp_path / "tiny.zip"
+
+
+def anytime(*flags: str, check: bool = True) -> subprocess.CompletedProcess:
+    """benchmarks/anytime.py on float with the given flags, one torch thread."""
+    return subprocess.run(
+        [sys.executable, "benchmarks/anytime.py", "--version", "float", *flags],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        check=True,
+        check=check,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
+    model = tiny_model(tmp_path)
+    out = tmp_path / "run"
+    flags = ["--type_tasks", "mix_scaling_soft", "--episodes", "2", "--limits", "0.01,0.05", "--reference", "0.2"]
+    result = anytime("--model", str(model), *flags, "--out", str(out))
     assert "taskset -c 0" in result.stdout and "makespan / CP-SAT(0.2 s)" in result.stdout
-    with open(out / "anytime.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_rows(out / "anytime.csv")
     methods = [(row["method"], row["limit"]) for row in rows if row["episode"] == "0"]
     assert methods == [
         ("cpsat_reference", "0.2"),
@@ -69,6 +68,7 @@ def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
         assert float(reference["ratio"]) == pytest.approx(1.0)
         assert float(mine["search", "0.05"]["makespan"]) <= float(mine["agent", ""]["makespan"])
         assert float(mine["search", "0.01"]["makespan"]) <= float(mine["agent", ""]["makespan"])
+        assert float(mine["cpsat", "0.01"]["makespan"]) <= float(mine["static", ""]["makespan"]) + 1e-6  # never worse than its hint
         for row in mine.values():
             assert float(row["ratio"]) == pytest.approx(float(row["makespan"]) / float(reference["makespan"]), rel=1e-5)
             assert float(row["seconds"]) > 0
@@ -78,3 +78,34 @@ def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
         assert int(mine["search", "0.05"]["rollouts"]) > 0
     assert any(row["optimal"] == "true" for row in rows if row["method"] == "cpsat_reference")
     assert (out / "anytime.png").stat().st_size > 10_000
+
+    # A second model's run reuses the CP-SAT rows: the same figures, the agent's measured anew.
+    again = tmp_path / "again"
+    anytime("--model", str(model), *flags, "--out", str(again), "--cpsat_from", str(out / "anytime.csv"))
+    reused = read_rows(again / "anytime.csv")
+    assert [(r["method"], r["limit"]) for r in reused] == [(r["method"], r["limit"]) for r in rows]
+    columns = ("makespan", "ratio", "seconds", "from_hint", "optimal")
+    for first, second in zip(rows, reused):
+        if first["method"].startswith("cpsat"):
+            assert [first[c] for c in columns] == [second[c] for c in columns]
+        elif first["method"] == "agent":
+            assert first["makespan"] == second["makespan"]
+
+
+def test_anytime_refuses_cpsat_rows_of_other_batches_or_limits(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    anytime("--type_tasks", "mix_scaling_soft", "--N", "4", "--M", "5", "--episodes", "1", "--limits", "0.01", "--reference", "0.1", "--out", str(out))
+    reused = ["--cpsat_from", str(out / "anytime.csv"), "--out", str(tmp_path / "x"), "--N", "4", "--M", "5", "--episodes", "1", "--reference", "0.1"]
+    for flags, message in (
+        (["--type_tasks", "bad_scaling", "--limits", "0.01"], "is another batch"),
+        (["--type_tasks", "mix_scaling_soft", "--limits", "0.02"], "has no cpsat row for seed 1000 at 0.02 s"),
+        (["--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--first_seed", "7"], "has no cpsat_reference row for seed 7"),
+    ):
+        result = anytime(*flags, *reused, check=False)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+        assert result.stderr.count("\n") == 1
+    (tmp_path / "bad.csv").write_text("not,a,csv\n1,2\n")
+    (tmp_path / "old.csv").write_text((out / "anytime.csv").read_text().replace(",batch", ","))
+    for bad in ("bad.csv", "old.csv"):
+        result = anytime("--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--cpsat_from", str(tmp_path / bad), "--N", "4", "--M", "5", check=False)
+        assert result.returncode != 0 and "is not an anytime.csv" in result.stderr and "Traceback" not in result.stderr
