@@ -44,7 +44,7 @@ from migsched.policies import make_baseline
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
 from migsched.policies.cpsat import CpsatResult, solve_cpsat
-from migsched.search import search
+from migsched.search import DEFAULT_TEMPERATURE, search
 from migsched.versions import REPO_ROOT, VERSIONS, get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -93,6 +93,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limits", default="0.01,0.1,1,5", help="comma-separated seconds per batch for the search and CP-SAT")
     parser.add_argument("--reference", type=float, default=10.0, help="seconds of the CP-SAT reference per batch")
     parser.add_argument("--search_seed", type=int, default=0, help="seed of the search's rollouts")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature of the search's rollouts")
     parser.add_argument("--N", type=int, default=14, help="without --model: ready task slots")
     parser.add_argument("--M", type=int, default=14, help="without --model: levels")
     parser.add_argument("--out", type=Path, help="output folder (default anytime_runs/<version>_<type_tasks>)")
@@ -102,8 +103,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.limits = sorted({float(x) for x in args.limits.split(",") if x.strip()})
     except ValueError:
         parser.error(f"--limits must be comma-separated seconds, got {args.limits!r}")
-    if not args.limits or min(args.limits) <= 0 or args.reference <= 0 or args.episodes < 1 or args.N < 1 or args.M < 1:
-        parser.error("--limits, --reference, --episodes, --N and --M must be positive")
+    if not args.limits or min(args.limits) <= 0 or args.reference <= 0 or not args.temperature > 0 or args.episodes < 1 or args.N < 1 or args.M < 1:
+        parser.error("--limits, --reference, --temperature, --episodes, --N and --M must be positive")
     if args.model and not Path(args.model).is_file():
         parser.error(f"model file not found: {args.model}")
     if args.cpsat_from and not args.cpsat_from.is_file():
@@ -173,7 +174,7 @@ def measure_episode(args: argparse.Namespace, env: Any, model: Any, episode: int
         agent, seconds = timed(lambda: run_episode(env, AgentPolicy(model), seed=seed))
         rows.append(Measurement(episode, seed, "agent", None, agent.makespan, agent.lower_bound, ref, seconds))
         for limit in args.limits:
-            found = search(model, env, time_limit=limit, seed=args.search_seed, reset_seed=seed)
+            found = search(model, env, time_limit=limit, seed=args.search_seed, reset_seed=seed, temperature=args.temperature)
             rows.append(Measurement(episode, seed, "search", limit, found.best.makespan, found.best.lower_bound, ref, found.seconds, rollouts=found.rollouts))
     rows.extend(cpsat_measurement(args, env, hint, episode, "cpsat", limit, ref, batch) for limit in args.limits)
     rows.append(Measurement(episode, seed, "static", None, static.makespan, static.lower_bound, ref, static_seconds))

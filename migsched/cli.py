@@ -94,7 +94,9 @@ def check_image_file(parser: argparse.ArgumentParser, flag: str, path: str | os.
 
 
 def add_search_flags(parser: argparse.ArgumentParser, per: str) -> None:
-    """`--samples` and `--time_limit`: the agent's search (`migsched.search`) per `per` ("episode" or "batch")."""
+    """`--samples`, `--time_limit` and `--temperature`: the agent's search (`migsched.search`) per `per` ("episode" or "batch")."""
+    from migsched.search import DEFAULT_TEMPERATURE
+
     parser.add_argument(
         "--samples", type=int, default=0, help=f"search: also try K stochastic rollouts of the agent per {per} and keep the best (offline versions)"
     )
@@ -102,6 +104,12 @@ def add_search_flags(parser: argparse.ArgumentParser, per: str) -> None:
         "--time_limit",
         type=positive_float,
         help=f"search: keep sampling the agent's rollouts for this many seconds per {per} and keep the best (offline versions)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=positive_float,
+        default=DEFAULT_TEMPERATURE,
+        help=f"search: the rollouts sample from softmax(logits / T) (default {DEFAULT_TEMPERATURE:g}, measured in docs/search.md)",
     )
 
 

@@ -27,6 +27,7 @@ from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import EpisodeResult, run_episode
 from migsched.policies.static import StaticPolicy
 from migsched.replay import Schedule
+from migsched.search import DEFAULT_TEMPERATURE
 from migsched.versions import get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -54,16 +55,16 @@ class Row:
         return self.makespan / self.lower_bound
 
 
-def agent_row(env: MigSchedEnv, model: Any, episode: int, seed: int, samples: int, time_limit: float | None) -> tuple[Row, EpisodeResult]:
+def agent_row(env: MigSchedEnv, model: Any, episode: int, seed: int, samples: int, time_limit: float | None, temperature: float) -> tuple[Row, EpisodeResult]:
     """The agent on one episode: its deterministic rollout, or with `samples` or `time_limit` the
-    best of a search (`migsched.search`, its sampling seeded with the episode's seed)."""
+    best of a search (`migsched.search` at `temperature`, its sampling seeded with the episode's seed)."""
     began = time.perf_counter()
     if not samples and time_limit is None:
         result = run_episode(env, AgentPolicy(model), seed=seed)
         return Row(episode, "agent", result.makespan, result.lower_bound, seconds=time.perf_counter() - began), result
     from migsched.search import search
 
-    found = search(model, env, samples=samples or None, time_limit=time_limit, seed=seed, reset_seed=seed)
+    found = search(model, env, samples=samples or None, time_limit=time_limit, seed=seed, reset_seed=seed, temperature=temperature)
     best = found.best
     return Row(episode, "agent", best.makespan, best.lower_bound, seconds=found.seconds, rollouts=found.rollouts), best
 
@@ -99,9 +100,11 @@ def evaluate(
     samples: int = 0,
     cpsat_time: float = 10.0,
     time_limit: float | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
 ) -> tuple[list[Row], dict[str, dict[int, EpisodeResult]]]:
     """Run every policy on episodes seed, seed+1, ...: the rows and each policy's episode results.
-    The agent searches (`samples` rollouts and/or `time_limit` seconds per episode) if asked."""
+    The agent searches (`samples` rollouts and/or `time_limit` seconds per episode, at
+    `temperature`) if asked."""
     env = make_env(version, env_config, type_tasks)
     rows, results = [], {}
     for name in policies:
@@ -113,7 +116,7 @@ def evaluate(
                 rows.append(cpsat_row(env, episode, episode_seed, cpsat_time))
                 continue
             if name == "agent":
-                row, result = agent_row(env, model, episode, episode_seed, samples, time_limit)
+                row, result = agent_row(env, model, episode, episode_seed, samples, time_limit, temperature)
             else:
                 began = time.perf_counter()
                 result = run_episode(env, make_baseline(name), seed=episode_seed)
@@ -244,7 +247,7 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     if get_version(version).online:
         env_config["queue_len"] = args.queue_len
     rows, results = evaluate(
-        version, env_config, args.type_tasks, args.episodes, args.seed, args.policies, model, args.samples, args.cpsat_time, args.time_limit
+        version, env_config, args.type_tasks, args.episodes, args.seed, args.policies, model, args.samples, args.cpsat_time, args.time_limit, args.temperature
     )
     print(f"{version}, {args.type_tasks}, N={env_config['N']} M={env_config['M']}, {args.episodes} episodes from seed {args.seed}")
     print(summary(rows))

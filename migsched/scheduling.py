@@ -52,11 +52,11 @@ def play_policy(make_policy: Callable[[], Policy], env: MigSchedEnv, options: di
     return run_episode(env, make_policy(), options=options)
 
 
-def play_search(model: Any, samples: int | None, time_limit: float | None, seed: int, env: MigSchedEnv, options: dict) -> EpisodeResult:
+def play_search(model: Any, samples: int | None, time_limit: float | None, temperature: float, seed: int, env: MigSchedEnv, options: dict) -> EpisodeResult:
     """A `Play`: the agent's search (offline) keeps its best schedule of the episode."""
     from migsched.search import search
 
-    return search(model, env, samples=samples, time_limit=time_limit, seed=seed, options=options).best
+    return search(model, env, samples=samples, time_limit=time_limit, seed=seed, options=options, temperature=temperature).best
 
 
 def schedule_tasks(version: str, env_config: dict[str, Any], times: np.ndarray, partition: int, play: Play) -> list[Batch]:
@@ -144,7 +144,7 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
             model, env_config = load_model(args.model, version)
             play: Play = partial(play_policy, partial(AgentPolicy, model))
             if args.samples or args.time_limit is not None:
-                play = partial(play_search, model, args.samples or None, args.time_limit, args.seed)
+                play = partial(play_search, model, args.samples or None, args.time_limit, args.temperature, args.seed)
         else:
             env_config = {"N": args.N, "M": args.M}
             play = partial(play_policy, partial(make_baseline, args.baseline))

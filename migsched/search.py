@@ -14,6 +14,7 @@ import gc
 import math
 import pickle
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,9 @@ from migsched.policies.agent import AgentPolicy, deterministic_steps
 from migsched.policies.base import EpisodeResult, max_episode_steps
 
 DEFAULT_BATCH = 128  # measured on 14-task episodes, one thread: 128 beats 16 and 64 (one_hot most, its one-hot preprocessing costs per step)
+DEFAULT_TEMPERATURE = 1.0
+"""Sampling temperature of the stochastic rollouts: trained with a decaying entropy bonus, the
+policies are too sure of themselves, and hotter sampling finds shorter schedules (docs/search.md)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ def search(
     reset_seed: int | None = None,
     options: dict[str, Any] | None = None,
     batch: int = DEFAULT_BATCH,
-    temperature: float = 1.0,
+    temperature: float = DEFAULT_TEMPERATURE,
 ) -> SearchResult:
     """The best schedule of the agent's deterministic rollout and its stochastic rollouts.
 
@@ -198,10 +202,10 @@ def _run_batch(start: bytes, net: _PolicyNet, rng: np.random.Generator, size: in
     played: list[list[int]] = [[] for _ in range(size)]
     makespans: dict[int, float] = {}
     active = list(range(size))
-    recent = (0.0, 0.0)  # the last two steps' durations: a step that would end past the deadline is not begun
+    recent: deque[float] = deque(maxlen=8)  # the last steps' durations: a step that would end past the deadline is not begun
     for _ in range(cap):
         step_began = time.perf_counter()
-        if step_began + min(recent) >= deadline:  # the smaller, so one step slowed by the machine does not stop the search early
+        if step_began + min(recent, default=0.0) >= deadline:  # the fastest, so steps slowed by a busy machine do not stop the search early
             return _BatchOutcome([(makespans[k], played[k]) for k in sorted(makespans)], 0, True)
         logits = net.logits(obs[active], masks[active])
         chosen = np.argmax(logits / temperature + rng.gumbel(size=logits.shape), axis=1)
@@ -217,7 +221,7 @@ def _run_batch(start: bytes, net: _PolicyNet, rng: np.random.Generator, size: in
                 masks[lane_index] = lane.state.action_masks()
                 still.append(lane_index)
         active = still
-        recent = (recent[1], time.perf_counter() - step_began)
+        recent.append(time.perf_counter() - step_began)
         if not active:
             break
     return _BatchOutcome([(makespans[k], played[k]) for k in sorted(makespans)], len(active), False)

@@ -180,6 +180,7 @@ def test_a_long_online_list_fits_under_the_cap(monkeypatch) -> None:
     [
         ("online", ["--samples", "4"], "measured and schedules without search"),
         ("float", ["--samples", "-1"], "--samples must be >= 0"),
+        ("float", ["--samples", "4", "--temperature", "0"], "--temperature: expected a finite number above 0"),
         ("float", ["--time_limit", "0.5"], "give --model"),
     ],
 )
