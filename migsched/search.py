@@ -25,7 +25,7 @@ from migsched.policies.agent import AgentPolicy, deterministic_steps
 from migsched.policies.base import EpisodeResult, max_episode_steps
 
 DEFAULT_BATCH = 128  # measured on 14-task episodes, one thread: 128 beats 16 and 64 (one_hot most, its one-hot preprocessing costs per step)
-DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TEMPERATURE = 3.0
 """Sampling temperature of the stochastic rollouts: trained with a decaying entropy bonus, the
 policies are too sure of themselves, and hotter sampling finds shorter schedules (docs/search.md)."""
 
