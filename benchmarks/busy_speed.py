@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from migsched.versions import REPO_ROOT, VERSIONS
+from migsched.versions import REPO_ROOT, VERSIONS, get_version
 
 POLICIES: dict[str, dict[str, str]] = {
     "default": {},
@@ -46,7 +46,7 @@ def start_training(folder: Path, rollouts: int, environment: dict[str, str]) -> 
         "--type_tasks",
         "mix_scaling_soft",
         "--num_steps",
-        str(rollouts * 2048),
+        str(rollouts * get_version(folder.name).defaults["rollout_steps"]),
         "--eval_freq",
         "0",
         "--seed",
@@ -78,7 +78,7 @@ def measure(folders: list[Path], rollouts: int, policy: str, condition: str) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", choices=VERSIONS, default="float")
-    parser.add_argument("--rollouts", type=int, default=20, help="rollouts of 2048 transitions per run (default 20)")
+    parser.add_argument("--rollouts", type=int, default=20, help="rollouts of rollout_steps (hyperparams.yaml: 2048) transitions per run (default 20)")
     parser.add_argument("--runs", type=int, default=3, help="runs per policy and condition; the median is printed (default 3)")
     parser.add_argument("--policies", default="default,threads1,passive", help=f"comma-separated, from {','.join(POLICIES)}")
     parser.add_argument("--conditions", default=",".join(CONDITIONS), help=f"comma-separated, from {','.join(CONDITIONS)}")

@@ -3,7 +3,7 @@
     python benchmarks/train_speed.py [--versions float,online] [--settings defaults,fast] [--rollouts 5] [--runs 3]
 
 Each run is a real `python <version>/train.py` subprocess at N=14 M=14 on mix_scaling_soft for
-`--rollouts` rollouts of 2048 transitions. Its fps is the timesteps it trained over the seconds
+`--rollouts` rollouts of the version's rollout_steps (2048) transitions. Its fps is the timesteps it trained over the seconds
 from its start line to its "model saved" line: every rollout and update and the final save, but
 not the interpreter's start-up. The model it wrote is deleted. The table gives the median over
 `--runs` (seeds 0, 1, ...) with the min and max, and each setting's speed-up over the defaults.
@@ -50,7 +50,7 @@ def run_fps(version: str, flags: list[str], rollouts: int, seed: int) -> float:
         sys.executable,
         "train.py",
         "--num_steps",
-        str(rollouts * 2048),
+        str(rollouts * get_version(version).defaults["rollout_steps"]),
         "--N",
         "14",
         "--M",
@@ -111,10 +111,16 @@ def reference_fps(version: str, rollouts: int, seed: int) -> float:
     net_arch = {"pi": widths, "vf": widths}
     ent_coef = float(str(defaults["ent_coef"]).split(",")[0])
     model = MaskablePPO(
-        "MlpPolicy", env, gamma=defaults["gamma"], ent_coef=ent_coef, seed=seed, policy_kwargs={"net_arch": net_arch, "optimizer_kwargs": OPTIMIZER_KWARGS}
+        "MlpPolicy",
+        env,
+        n_steps=defaults["rollout_steps"],
+        gamma=defaults["gamma"],
+        ent_coef=ent_coef,
+        seed=seed,
+        policy_kwargs={"net_arch": net_arch, "optimizer_kwargs": OPTIMIZER_KWARGS},
     )
     start = time.perf_counter()
-    model.learn(rollouts * 2048)
+    model.learn(rollouts * defaults["rollout_steps"])
     with tempfile.TemporaryDirectory() as folder:
         model.save(Path(folder) / "model.zip")  # as train.py's timing ends with its save
     return model.num_timesteps / (time.perf_counter() - start)
@@ -135,7 +141,7 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true", help="also train the defaults on a free stand-in environment")
     args = parser.parse_args()
     settings = args.settings.split(",")
-    print(f"N=14 M=14 mix_scaling_soft, {args.rollouts} rollouts of 2048 transitions, median of {args.runs} runs")
+    print(f"N=14 M=14 mix_scaling_soft, {args.rollouts} rollouts of rollout_steps transitions, median of {args.runs} runs")
     for name in settings:
         print(f"  {name}: train.py {' '.join(SETTINGS[name]) or '(no flags)'}")
     print(f"{'version':<16} {'setting':<9} {'fps':>7} {'min':>7} {'max':>7} {'speed-up':>9}")

@@ -49,8 +49,6 @@ from migsched.pretrain import TEACHERS, Stopped, clone, demonstrations
 from migsched.versions import REPO_ROOT, check_version, get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
-#: Transitions per rollout, whatever the number of environments (the library's default n_steps).
-ROLLOUT_TRANSITIONS = 2048
 #: The library's Adam (eps 1e-5 is SB3's default for it), fused: the same update in fewer kernels,
 #: measured 14% (float) to 25% (one_hot) faster per PPO update on CPU.
 OPTIMIZER_KWARGS = dict(eps=1e-5, fused=True)
@@ -61,6 +59,7 @@ UPPER_BOUNDS: dict[str, int] = {
     "N": 256,
     "M": 1000,
     "n_envs": 256,
+    "rollout_steps": 10**7,
     "n_epochs": 100,
     "save_freq": 10**12,
     "eval_episodes": 10_000,
@@ -87,7 +86,8 @@ SETTING_HELP: dict[str, str] = {
     "type_tasks": "workload",
     "queue_len": "tasks per episode (online only)",
     "reward": "levels: minus the time each step lets pass, in levels (the original's); real: minus the growth of the real-time makespan, in levels",
-    "n_envs": f"parallel environments; each runs {ROLLOUT_TRANSITIONS} // n_envs steps per rollout",
+    "n_envs": "parallel environments; each runs rollout_steps // n_envs steps per rollout",
+    "rollout_steps": "transitions per PPO rollout, shared by the environments",
     "vec_env": "with --n_envs > 1: one subprocess per environment, or all in this process (dummy: faster on few cores)",
     "batch_size": "PPO minibatch size",
     "n_epochs": "passes over each rollout",
@@ -113,7 +113,7 @@ def build_parser(version: str) -> OneLineParser:
     )
     kinds: dict[str, dict[str, Any]] = {
         "num_steps": {"type": int}, "N": {"type": int}, "M": {"type": int}, "type_tasks": {"choices": WORKLOAD_NAMES},
-        "queue_len": {"type": int}, "reward": {"choices": REWARDS}, "n_envs": {"type": int}, "vec_env": {"choices": ("subproc", "dummy")},
+        "queue_len": {"type": int}, "reward": {"choices": REWARDS}, "n_envs": {"type": int}, "rollout_steps": {"type": int}, "vec_env": {"choices": ("subproc", "dummy")},
         "batch_size": {"type": int}, "n_epochs": {"type": int}, "learning_rate": {}, "gamma": {"type": float}, "net_arch": {},
         "ent_coef": {}, "pretrain": {"choices": TEACHERS}, "pretrain_episodes": {"type": int}, "pretrain_epochs": {"type": int},
         "save_freq": {"type": int}, "eval_episodes": {"type": int},
@@ -156,9 +156,10 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
             parser.error(f"--{flag} must be a positive integer" + ("" if value < 1 else f" of at most {highest}") + f", got {value}")
     if args.seed is not None and not 0 <= args.seed < 2**32:
         parser.error(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
-    if args.num_steps < rollout_size(args.n_envs):
+    rollout = rollout_size(args.n_envs, args.rollout_steps)
+    if args.num_steps < rollout:
         parser.error(
-            f"--num_steps {args.num_steps} is less than one rollout: give at least {rollout_size(args.n_envs)} (the transitions of one rollout with --n_envs {args.n_envs})"
+            f"--num_steps {args.num_steps} is less than one rollout: give at least {rollout} (the transitions of one rollout with --n_envs {args.n_envs})"
         )
     if args.eval_freq is None:
         args.eval_freq = args.num_steps // 100 if args.num_steps >= 100_000 else 0
@@ -187,10 +188,10 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     args.net_arch = [int(width) for width in widths]
     if args.pretrain and args.restore is not None:
         parser.error("--pretrain warms up a new model; it cannot be combined with --restore")
-    if not 2 <= args.batch_size <= rollout_size(args.n_envs):
-        parser.error(f"--batch_size must be in 2..{rollout_size(args.n_envs)} (the transitions of one rollout), got {args.batch_size}")
-    if rollout_size(args.n_envs) % args.batch_size == 1:
-        parser.error(f"--batch_size {args.batch_size} leaves a minibatch of one transition from a rollout of {rollout_size(args.n_envs)}")
+    if not 2 <= args.batch_size <= rollout:
+        parser.error(f"--batch_size must be in 2..{rollout} (the transitions of one rollout), got {args.batch_size}")
+    if rollout % args.batch_size == 1:
+        parser.error(f"--batch_size {args.batch_size} leaves a minibatch of one transition from a rollout of {rollout}")
     if args.queue_len is not None and not get_version(version).online:
         parser.error("--queue_len is for the online version only")
     if args.device == "gpu" and not torch.cuda.is_available():
@@ -278,9 +279,9 @@ class FreeCoreThreads(BaseCallback):
         return True
 
 
-def rollout_size(n_envs: int) -> int:
-    """Transitions in one rollout: each environment runs 2048 // n_envs steps (at least one)."""
-    return n_envs * max(1, ROLLOUT_TRANSITIONS // n_envs)
+def rollout_size(n_envs: int, rollout_steps: int) -> int:
+    """Transitions in one rollout: each environment runs rollout_steps // n_envs steps (at least one)."""
+    return n_envs * max(1, rollout_steps // n_envs)
 
 
 # --- environments -----------------------------------------------------------------------------
@@ -554,7 +555,8 @@ class RunRecord:
                 "preset": args.preset,
                 "n_envs": args.n_envs,
                 "vec_env": args.vec_env,
-                "n_steps": rollout_size(args.n_envs) // args.n_envs,
+                "rollout_steps": args.rollout_steps,
+                "n_steps": rollout_size(args.n_envs, args.rollout_steps) // args.n_envs,
                 "batch_size": args.batch_size,
                 "n_epochs": args.n_epochs,
                 "learning_rate": learning_rate,
@@ -643,7 +645,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     env = make_vec_env(version, env_config, args.type_tasks, args.n_envs, args.vec_env)
     device = "cuda" if args.device == "gpu" else "cpu"
     settings = dict(
-        n_steps=rollout_size(args.n_envs) // args.n_envs,
+        n_steps=rollout_size(args.n_envs, args.rollout_steps) // args.n_envs,
         batch_size=args.batch_size,
         n_epochs=args.n_epochs,
         learning_rate=args.learning_rate,

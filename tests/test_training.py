@@ -250,6 +250,9 @@ INVALID = [
     (["--num_steps", "many"], "invalid int value"),
     (["--num_steps", "10"], "--num_steps 10 is less than one rollout: give at least 2048"),
     (["--num_steps", "4000", "--n_envs", "3"], None),
+    (["--num_steps", "1000", "--rollout_steps", "1024"], "--num_steps 1000 is less than one rollout: give at least 1024"),
+    (["--rollout_steps", "0"], "--rollout_steps must be a positive integer"),
+    (["--rollout_steps", "256", "--batch_size", "512"], "--batch_size must be in 2..256"),
     (["--N", "0"], "--N must be a positive integer"),
     (["--N", "100000"], "--N must be a positive integer of at most 256"),
     (["--M", "-1"], "--M must be a positive integer"),
@@ -452,10 +455,13 @@ def test_the_version_files_hold_the_defaults_and_presets(version: str) -> None:
 
 def test_train_py_reads_whatever_the_version_file_says(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     info = get_version("entropy")
-    changed = {"defaults": {**info.defaults, "batch_size": 128, "net_arch": "32,16"}, "presets": {"tiny": {"n_envs": 2, "learning_rate": "lin_0.01"}}}
+    changed = {
+        "defaults": {**info.defaults, "batch_size": 128, "net_arch": "32,16", "rollout_steps": 512},
+        "presets": {"tiny": {"n_envs": 2, "learning_rate": "lin_0.01"}},
+    }
     monkeypatch.setitem(info.__dict__, "hyperparams", changed)
     args = parse_args("entropy", [])
-    assert (args.batch_size, args.net_arch) == (128, [32, 16])
+    assert (args.batch_size, args.net_arch, args.rollout_steps) == (128, [32, 16], 512)
     args = parse_args("entropy", ["--preset", "tiny", "--batch_size", "64"])
     assert (args.n_envs, args.learning_rate, args.lr_decay, args.batch_size) == (2, 0.01, True, 64)
     with pytest.raises(SystemExit):
@@ -473,6 +479,13 @@ def test_the_reward_is_saved_with_the_model_and_kept_by_a_restore(tmp_path: Path
     assert parse_args("float", ["--N", str(N), "--M", str(M), "--restore", str(saved)]).reward == "real"
     err = fails("float", ["--N", str(N), "--M", str(M), "--restore", str(saved), "--reward", "levels"], capsys)
     assert "the model was trained with --reward real; a restore keeps it" in err
+
+
+def test_rollout_steps_sets_the_rollout_length(tmp_path: Path) -> None:
+    assert main("float", flags("float", 1024, "--rollout_steps", "512", "--batch_size", "256", "--n_envs", "2", "--vec_env", "dummy"), folder=tmp_path) == 0
+    saved = model_path(tmp_path, N, M, 1024, WORKLOAD)
+    assert (load(saved).n_steps, load(saved).num_timesteps) == (256, 1024)  # each of the 2 environments runs 512 // 2 steps, twice
+    assert record(saved)["hyperparameters"]["rollout_steps"] == 512 and record(saved)["hyperparameters"]["n_steps"] == 256
 
 
 def test_record_copies_the_run_record_for_scripts(tmp_path: Path, capsys) -> None:
