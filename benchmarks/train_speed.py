@@ -33,8 +33,9 @@ import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-from migsched.training import OPTIMIZER_KWARGS, torch_threads
+from migsched.training import OPTIMIZER_KWARGS
 from migsched.versions import VERSIONS, get_version, make_env
+from migsched.workers import torch_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {

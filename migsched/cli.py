@@ -12,13 +12,24 @@ import argparse
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 #: The largest seed numpy and gymnasium accept (seeds are 0..2**32-1).
 SEED_MAX = 2**32 - 1
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (exit status 2), without the usage."""
+    """An ArgumentParser whose errors are one line on stderr (exit status 2), without the usage.
+    `flags` maps each long option, without its dashes, to its argparse action."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.flags: dict[str, argparse.Action] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.flags.update({option.removeprefix("--"): action for option in action.option_strings if option.startswith("--")})
+        return action
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")

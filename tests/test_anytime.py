@@ -91,6 +91,23 @@ def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
         elif first["method"] == "agent":
             assert first["makespan"] == second["makespan"]
 
+    # anytime_table.py puts the two runs side by side, a mean ratio per method and limit.
+    shown = subprocess.run(
+        [sys.executable, "benchmarks/anytime_table.py", str(out / "anytime.csv"), str(again / "anytime.csv"), "--names", "first,second"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert shown[0] == "| method | first | second |"
+    search_mean = sum(float(r["ratio"]) for r in rows if r["method"] == "search" and r["limit"] == "0.05") / 2
+    cpsat_mean = sum(float(r["ratio"]) for r in rows if r["method"] == "cpsat" and r["limit"] == "0.01") / 2
+    assert f"| CP-SAT 0.01 s | {cpsat_mean:.4f} | {cpsat_mean:.4f} |" in shown
+    assert any(line.startswith(f"| agent, search 0.05 s | {search_mean:.4f} |") for line in shown)
+    assert [line.split(" | ")[0] for line in shown[2:]] == [
+        "| agent, deterministic", "| agent, search 0.01 s", "| agent, search 0.05 s", "| CP-SAT 0.01 s", "| CP-SAT 0.05 s", "| static", "| greedy", "| far",
+    ]  # fmt: skip
+
 
 def test_anytime_refuses_cpsat_rows_of_other_batches_or_limits(tmp_path: Path) -> None:
     out = tmp_path / "run"

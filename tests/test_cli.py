@@ -35,6 +35,15 @@ def test_errors_are_one_line_without_the_usage(capsys: pytest.CaptureFixture[str
     assert error_of(["--bogus"], capsys) == "tool.py: error: unrecognized arguments: --bogus\n"
 
 
+def test_the_parser_lists_its_long_flags_with_their_actions() -> None:
+    made = OneLineParser(prog="tool.py")
+    seed = made.add_argument("-s", "--seed", type=int)
+    switch = made.add_argument("--dry_run", action="store_true")
+    made.add_argument("positional")
+    assert made.flags == {"help": made.flags["help"], "seed": seed, "dry_run": switch}
+    assert switch.nargs == 0 and seed.type is int
+
+
 def test_seeds_are_what_numpy_accepts(capsys: pytest.CaptureFixture[str]) -> None:
     assert parser().parse_args(["--seed", "0"]).seed == 0
     assert parser().parse_args(["--seed", str(SEED_MAX)]).seed == SEED_MAX == 2**32 - 1

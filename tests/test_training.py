@@ -25,17 +25,9 @@ from sb3_contrib import MaskablePPO
 
 from migsched import VERSIONS
 from migsched.models import load_checked_model, model_path, save_model
-from migsched.training import (
-    EntropySchedule,
-    FreeCoreThreads,
-    LinearToZero,
-    entropy_coefficient,
-    main,
-    parse_args,
-    runnable_elsewhere,
-    threads_for_free_cores,
-)
+from migsched.training import EntropySchedule, LinearToZero, entropy_coefficient, main, parse_args
 from migsched.versions import get_version
+from migsched.workers import FreeCoreThreads, runnable_elsewhere, threads_for_free_cores
 
 N, M, WORKLOAD = 4, 5, "mix_scaling_soft"
 PHASED = ("entropy", "direct_reconfig", "online")  # the versions whose entropy coefficient decays
@@ -520,7 +512,7 @@ def test_a_busy_process_beside_is_seen_and_the_update_gets_one_thread_fewer(monk
         busy.kill()
         busy.wait()
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.setattr("migsched.training.runnable_elsewhere", lambda: 1)
+    monkeypatch.setattr("migsched.workers.runnable_elsewhere", lambda: 1)
     callback = FreeCoreThreads(most=2)
     callback.init_callback(SimpleNamespace(get_env=lambda: None, logger=SimpleNamespace(record=lambda key, value: None)))
     previous = torch.get_num_threads()

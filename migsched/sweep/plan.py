@@ -115,7 +115,7 @@ def load_grid(path: str) -> dict[str, list[Any]]:
 
 def train_flags(version: str) -> dict[str, argparse.Action]:
     """The flags of `<version>/train.py`, without their dashes, each with its argparse action."""
-    return {option.removeprefix("--"): action for action in build_parser(version)._actions for option in action.option_strings if option.startswith("--")}
+    return dict(build_parser(version).flags)
 
 
 def is_switch(action: argparse.Action) -> bool:
