@@ -14,7 +14,7 @@ with `taskset -c 0` so nothing else shares it.
 Writes <out>/anytime.csv (one row per episode, method and limit) and <out>/anytime.png (mean
 makespan / reference against mean seconds per batch, log scale) and prints the table.
 --cpsat_from takes the CP-SAT rows (the reference and every limit) from an earlier anytime.csv
-of the same version, workload and episodes instead of solving again: two models of one workload
+of the same version (whose static schedule hints CP-SAT), workload and episodes instead of solving again: two models of one workload
 then share one reference and save 16 s per episode. Each reused row must match this run's
 batch (a fingerprint of its task times, the CSV's `batch` column) and limits, or the run stops.
 Offline versions only: online episodes have no batch to search or solve.
@@ -154,7 +154,7 @@ def cpsat_measurement(
     if row is None:
         raise SystemExit(f"anytime.py: error: --cpsat_from has no {method} row for seed {seed} at {limit:g} s")
     if row["batch"] != batch:
-        raise SystemExit(f"anytime.py: error: --cpsat_from's seed {seed} is another batch (another version, workload or N?)")
+        raise SystemExit(f"anytime.py: error: --cpsat_from's seed {seed} is another batch (another workload or N?)")
     makespan = float(row["makespan"])
     ref = makespan if reference is None else reference
     return Measurement(
