@@ -1,10 +1,11 @@
 """One markdown table from several runs of benchmarks/anytime.py, a column per run.
 
-    python benchmarks/anytime_table.py docs/anytime/float_wide_times/anytime.csv docs/anytime/float_mix_scaling_soft/anytime.csv [--names wt,mss]
+    python benchmarks/anytime_table.py docs/anytime/float_wide_times/anytime.csv docs/anytime/float_mix_scaling_soft/anytime.csv [--names wt,mss] [--rows]
 
 Each cell is the run's mean makespan / CP-SAT reference for a method and limit (the rows of
 anytime.py's own table), to four decimals. A column is named after the folder holding its CSV
 unless --names gives the names. Runs need not share their methods: a missing one is left blank.
+--rows turns the table: a row per run, a column per method and limit.
 """
 
 from __future__ import annotations
@@ -49,10 +50,21 @@ def table(names: Sequence[str], runs: Sequence[dict[tuple[str, str], float]]) ->
     return "\n".join(lines)
 
 
+def table_by_run(names: Sequence[str], runs: Sequence[dict[tuple[str, str], float]]) -> str:
+    """The markdown table turned: a row per run, a column per method and limit."""
+    keys = sorted({key for run in runs for key in run}, key=order)
+    labels = [LABELS.get(method, "{method}").format(method=method, limit=limit).replace("agent, ", "") for method, limit in keys]
+    lines = ["| run | " + " | ".join(labels) + " |", "|---|" + "---|" * len(keys)]
+    for name, run in zip(names, runs):
+        lines.append(f"| {name} | " + " | ".join(f"{run[key]:.4f}" if key in run else "" for key in keys) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csvs", nargs="+", type=Path, help="anytime.csv files")
     parser.add_argument("--names", help="comma-separated column names, one per CSV")
+    parser.add_argument("--rows", action="store_true", help="a row per run instead of a column")
     args = parser.parse_args(argv)
     names = args.names.split(",") if args.names else [path.parent.name for path in args.csvs]
     if len(names) != len(args.csvs):
@@ -64,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, UnicodeDecodeError, KeyError, ValueError, csv.Error) as error:
             print(f"anytime_table.py: error: {path} is not an anytime.csv ({error})", file=sys.stderr)
             return 2
-    print(table(names, runs))
+    print(table_by_run(names, runs) if args.rows else table(names, runs))
     return 0
 
 

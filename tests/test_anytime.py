@@ -104,6 +104,11 @@ def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
     cpsat_mean = sum(float(r["ratio"]) for r in rows if r["method"] == "cpsat" and r["limit"] == "0.01") / 2
     assert f"| CP-SAT 0.01 s | {cpsat_mean:.4f} | {cpsat_mean:.4f} |" in shown
     assert any(line.startswith(f"| agent, search 0.05 s | {search_mean:.4f} |") for line in shown)
+    turned = subprocess.run(
+        [sys.executable, "benchmarks/anytime_table.py", str(out / "anytime.csv"), "--rows"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert turned[0] == "| run | deterministic | search 0.01 s | search 0.05 s | CP-SAT 0.01 s | CP-SAT 0.05 s | static | greedy | far |"
+    assert turned[2].startswith("| run | ") and f" | {cpsat_mean:.4f} | " in turned[2]
     assert [line.split(" | ")[0] for line in shown[2:]] == [
         "| agent, deterministic", "| agent, search 0.01 s", "| agent, search 0.05 s", "| CP-SAT 0.01 s", "| CP-SAT 0.05 s", "| static", "| greedy", "| far",
     ]  # fmt: skip
