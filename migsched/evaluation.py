@@ -27,7 +27,7 @@ from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import EpisodeResult, run_episode
 from migsched.policies.static import StaticPolicy
 from migsched.replay import Schedule
-from migsched.search import DEFAULT_TEMPERATURE
+from migsched.search import DEFAULT_TEMPERATURE, search
 from migsched.versions import get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -62,8 +62,6 @@ def agent_row(env: MigSchedEnv, model: Any, episode: int, seed: int, samples: in
     if not samples and time_limit is None:
         result = run_episode(env, AgentPolicy(model), seed=seed)
         return Row(episode, "agent", result.makespan, result.lower_bound, seconds=time.perf_counter() - began), result
-    from migsched.search import search
-
     found = search(model, env, samples=samples or None, time_limit=time_limit, seed=seed, reset_seed=seed, temperature=temperature)
     best = found.best
     return Row(episode, "agent", best.makespan, best.lower_bound, seconds=found.seconds, rollouts=found.rollouts), best
