@@ -154,7 +154,7 @@ def cpsat_measurement(
     if row is None:
         raise SystemExit(f"anytime.py: error: --cpsat_from has no {method} row for seed {seed} at {limit:g} s")
     if row["batch"] != batch:
-        raise SystemExit(f"anytime.py: error: --cpsat_from's seed {seed} is another batch (another workload or N?)")
+        raise SystemExit(f"anytime.py: error: --cpsat_from's seed {seed} is another batch (another workload, N or M?)")
     makespan = float(row["makespan"])
     ref = makespan if reference is None else reference
     return Measurement(
