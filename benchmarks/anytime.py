@@ -14,9 +14,11 @@ with `taskset -c 0` so nothing else shares it.
 Writes <out>/anytime.csv (one row per episode, method and limit) and <out>/anytime.png (mean
 makespan / reference against mean seconds per batch, log scale) and prints the table.
 --cpsat_from takes the CP-SAT rows (the reference and every limit) from an earlier anytime.csv
-of the same version (whose static schedule hints CP-SAT), workload and episodes instead of solving again: two models of one workload
+of the same version, workload and episodes instead of solving again: two models of one workload
 then share one reference and save 16 s per episode. Each reused row must match this run's
-batch (a fingerprint of its task times, the CSV's `batch` column) and limits, or the run stops.
+batch (a fingerprint of its task times, the CSV's `batch` column), its hint (a fingerprint of
+the static schedule that hinted CP-SAT, the `hint` column: versions' static schedules differ)
+and limits, or the run stops.
 Offline versions only: online episodes have no batch to search or solve.
 """
 
@@ -49,7 +51,7 @@ from migsched.versions import REPO_ROOT, VERSIONS, get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
 BASELINES = ("static", "greedy", "far")
-CSV_COLUMNS = ("episode", "seed", "method", "limit", "makespan", "lower_bound", "ratio", "seconds", "from_hint", "optimal", "rollouts", "batch")
+CSV_COLUMNS = ("episode", "seed", "method", "limit", "makespan", "lower_bound", "ratio", "seconds", "from_hint", "optimal", "rollouts", "batch", "hint")
 T = TypeVar("T")
 
 
@@ -69,6 +71,7 @@ class Measurement:
     optimal: bool | None = None
     rollouts: int | None = None
     batch: str = ""
+    hint: str = ""
 
     @property
     def ratio(self) -> float:
@@ -128,14 +131,20 @@ def batch_id(env: Any) -> str:
     return hashlib.sha256(np.round(data, 9).tobytes()).hexdigest()[:16]
 
 
+def hint_id(hint: list) -> str:
+    """A fingerprint of a CP-SAT hint (per task its instance and start), to match reused rows."""
+    text = repr([None if h is None else (h[0], round(float(h[1]), 9)) for h in hint])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def read_cpsat_rows(path: Path) -> CpsatRows:
     """The CP-SAT rows (reference and limits) of an earlier anytime.csv."""
     try:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
         found = {(int(r["seed"]), r["method"], float(r["limit"])): r for r in rows if r["method"] in ("cpsat_reference", "cpsat")}
-        if not found or any(not r["batch"] for r in found.values()):
-            raise ValueError("no CP-SAT rows with a batch")
+        if not found or any(not r["batch"] or not r.get("hint") for r in found.values()):
+            raise ValueError("no CP-SAT rows with a batch and a hint")
         return found
     except (OSError, UnicodeDecodeError, KeyError, ValueError, TypeError, csv.Error) as error:
         raise SystemExit(f"anytime.py: error: --cpsat_from {path} is not an anytime.csv ({error})") from None
@@ -144,7 +153,7 @@ def read_cpsat_rows(path: Path) -> CpsatRows:
 def cpsat_measurement(
     args: argparse.Namespace, env: Any, hint: list, episode: int, method: str, limit: float, reference: float | None, batch: str
 ) -> Measurement:
-    """CP-SAT's schedule at `limit`, solved now or reused from --cpsat_from (checked to be this batch's)."""
+    """CP-SAT's schedule at `limit`, solved now or reused from --cpsat_from (checked to be this batch's, hinted alike)."""
     seed = args.first_seed + episode
     if args.reused is None:
         result, seconds = solve(env, hint, limit)
@@ -155,6 +164,8 @@ def cpsat_measurement(
         raise SystemExit(f"anytime.py: error: --cpsat_from has no {method} row for seed {seed} at {limit:g} s")
     if row["batch"] != batch:
         raise SystemExit(f"anytime.py: error: --cpsat_from's seed {seed} is another batch (another workload, N or M?)")
+    if row["hint"] != hint_id(hint):
+        raise SystemExit(f"anytime.py: error: --cpsat_from's seed {seed} was hinted with another static schedule (another version?)")
     makespan = float(row["makespan"])
     ref = makespan if reference is None else reference
     return Measurement(
@@ -181,7 +192,7 @@ def measure_episode(args: argparse.Namespace, env: Any, model: Any, episode: int
     for name in BASELINES[1:]:
         result, seconds = timed(partial(run_episode, env, make_baseline(name), seed=seed))
         rows.append(Measurement(episode, seed, name, None, result.makespan, result.lower_bound, ref, seconds))
-    return [replace(row, batch=batch) for row in rows]
+    return [replace(row, batch=batch, hint=hint_id(hint)) for row in rows]
 
 
 def groups(rows: Sequence[Measurement]) -> dict[tuple[str, float | None], list[Measurement]]:
@@ -229,6 +240,7 @@ def write_csv(rows: Sequence[Measurement], path: Path) -> None:
                     flag(r.optimal),
                     "" if r.rollouts is None else r.rollouts,
                     r.batch,
+                    r.hint,
                 ]
             )
 

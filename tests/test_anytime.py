@@ -25,10 +25,10 @@ def tiny_model(tmp_path: Path) -> Path:
     return tmp_path / "tiny.zip"
 
 
-def anytime(*flags: str, check: bool = True) -> subprocess.CompletedProcess:
-    """benchmarks/anytime.py on float with the given flags, one torch thread."""
+def anytime(*flags: str, check: bool = True, version: str = "float") -> subprocess.CompletedProcess:
+    """benchmarks/anytime.py on `version` with the given flags, one torch thread."""
     return subprocess.run(
-        [sys.executable, "benchmarks/anytime.py", "--version", "float", *flags],
+        [sys.executable, "benchmarks/anytime.py", "--version", version, *flags],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -45,13 +45,13 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
     model = tiny_model(tmp_path)
     out = tmp_path / "run"
-    flags = ["--type_tasks", "mix_scaling_soft", "--episodes", "2", "--limits", "0.01,0.05", "--reference", "0.2"]
+    flags = ["--type_tasks", "mix_scaling_soft", "--episodes", "2", "--limits", "0.01,0.05", "--reference", "2"]  # stops once optimal: fast, even on a busy machine
     result = anytime("--model", str(model), *flags, "--out", str(out))
-    assert "taskset -c 0" in result.stdout and "makespan / CP-SAT(0.2 s)" in result.stdout
+    assert "taskset -c 0" in result.stdout and "makespan / CP-SAT(2 s)" in result.stdout
     rows = read_rows(out / "anytime.csv")
     methods = [(row["method"], row["limit"]) for row in rows if row["episode"] == "0"]
     assert methods == [
-        ("cpsat_reference", "0.2"),
+        ("cpsat_reference", "2"),
         ("agent", ""),
         ("search", "0.01"),
         ("search", "0.05"),
@@ -64,7 +64,7 @@ def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
     assert len(rows) == 2 * len(methods)
     for episode in ("0", "1"):
         mine = {(row["method"], row["limit"]): row for row in rows if row["episode"] == episode}
-        reference = mine["cpsat_reference", "0.2"]
+        reference = mine["cpsat_reference", "2"]
         assert float(reference["ratio"]) == pytest.approx(1.0)
         assert float(mine["search", "0.05"]["makespan"]) <= float(mine["agent", ""]["makespan"])
         assert float(mine["search", "0.01"]["makespan"]) <= float(mine["agent", ""]["makespan"])
@@ -75,7 +75,7 @@ def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
             assert row["from_hint"] in (("true", "false") if row["method"].startswith("cpsat") else ("",))
             if reference["optimal"] == "true":  # every schedule is one of CP-SAT's relaxation's
                 assert float(row["makespan"]) >= float(reference["makespan"]) - 5 * RESOLUTION
-        assert int(mine["search", "0.05"]["rollouts"]) > 0
+        assert mine["search", "0.05"]["rollouts"].isdigit() and mine["agent", ""]["rollouts"] == ""  # how many fit depends on the machine
     assert any(row["optimal"] == "true" for row in rows if row["method"] == "cpsat_reference")
     assert (out / "anytime.png").stat().st_size > 10_000
 
@@ -114,7 +114,7 @@ def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
-def test_anytime_refuses_cpsat_rows_of_other_batches_or_limits(tmp_path: Path) -> None:
+def test_anytime_refuses_cpsat_rows_of_other_batches_hints_or_limits(tmp_path: Path) -> None:
     out = tmp_path / "run"
     anytime("--type_tasks", "mix_scaling_soft", "--N", "4", "--M", "5", "--episodes", "1", "--limits", "0.01", "--reference", "0.1", "--out", str(out))
     reused = ["--cpsat_from", str(out / "anytime.csv"), "--out", str(tmp_path / "x"), "--N", "4", "--M", "5", "--episodes", "1", "--reference", "0.1"]
@@ -126,8 +126,12 @@ def test_anytime_refuses_cpsat_rows_of_other_batches_or_limits(tmp_path: Path) -
         result = anytime(*flags, *reused, check=False)
         assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
         assert result.stderr.count("\n") == 1
+    # Same batch, but direct_reconfig's static schedule differs from float's on seed 1000: CP-SAT was hinted otherwise.
+    result = anytime("--type_tasks", "mix_scaling_soft", "--limits", "0.01", *reused, check=False, version="direct_reconfig")
+    assert result.returncode != 0 and "was hinted with another static schedule" in result.stderr and "Traceback" not in result.stderr
     (tmp_path / "bad.csv").write_text("not,a,csv\n1,2\n")
     (tmp_path / "old.csv").write_text((out / "anytime.csv").read_text().replace(",batch", ","))
-    for bad in ("bad.csv", "old.csv"):
+    (tmp_path / "unhinted.csv").write_text((out / "anytime.csv").read_text().replace(",hint", ","))
+    for bad in ("bad.csv", "old.csv", "unhinted.csv"):
         result = anytime("--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--cpsat_from", str(tmp_path / bad), "--N", "4", "--M", "5", check=False)
         assert result.returncode != 0 and "is not an anytime.csv" in result.stderr and "Traceback" not in result.stderr
