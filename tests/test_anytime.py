@@ -45,7 +45,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
     model = tiny_model(tmp_path)
     out = tmp_path / "run"
-    flags = ["--type_tasks", "mix_scaling_soft", "--episodes", "2", "--limits", "0.01,0.05", "--reference", "2"]  # stops once optimal: fast, even on a busy machine
+    # The reference stops once optimal: fast, even on a busy machine.
+    flags = ["--type_tasks", "mix_scaling_soft", "--episodes", "2", "--limits", "0.01,0.05", "--reference", "2"]
     result = anytime("--model", str(model), *flags, "--out", str(out))
     assert "taskset -c 0" in result.stdout and "makespan / CP-SAT(2 s)" in result.stdout
     rows = read_rows(out / "anytime.csv")
