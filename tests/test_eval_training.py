@@ -111,13 +111,12 @@ def test_preset_fast_sets_its_flags_unless_given() -> None:
     assert args.pretrain is None
 
 
-def test_preset_fast_online_clones_static_learns_slowly_on_the_real_reward_unless_told_otherwise() -> None:
+def test_preset_fast_online_clones_static_and_learns_slowly_unless_told_otherwise() -> None:
     args = parse_args("online", ["--preset", "fast"])
-    assert (args.n_envs, args.batch_size, args.learning_rate, args.lr_decay, args.pretrain, args.reward) == (8, 512, 1e-4, False, "static", "real")
-    args = parse_args("online", ["--preset", "fast", "--pretrain", "greedy", "--learning_rate", "0.001", "--reward", "levels"])
-    assert (args.learning_rate, args.pretrain, args.reward) == (1e-3, "greedy", "levels")
-    assert parse_args("online", []).reward == "levels"
-    assert (parse_args("direct_reconfig", ["--preset", "fast"]).pretrain, parse_args("direct_reconfig", ["--preset", "fast"]).reward) == (None, "levels")
+    assert (args.n_envs, args.batch_size, args.learning_rate, args.lr_decay, args.pretrain) == (8, 512, 1e-4, False, "static")
+    args = parse_args("online", ["--preset", "fast", "--pretrain", "greedy", "--learning_rate", "0.001"])
+    assert (args.learning_rate, args.pretrain) == (1e-3, "greedy")
+    assert parse_args("direct_reconfig", ["--preset", "fast"]).pretrain is None
 
 
 def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path) -> None:
