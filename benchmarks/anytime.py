@@ -151,9 +151,10 @@ def read_cpsat_rows(path: Path) -> CpsatRows:
 
 
 def cpsat_measurement(
-    args: argparse.Namespace, env: Any, hint: list, episode: int, method: str, limit: float, reference: float | None, batch: str
+    args: argparse.Namespace, env: Any, hint: list, episode: int, method: str, limit: float, reference: float | None, batch: str, hinted: str
 ) -> Measurement:
-    """CP-SAT's schedule at `limit`, solved now or reused from --cpsat_from (checked to be this batch's, hinted alike)."""
+    """CP-SAT's schedule at `limit`, solved now or reused from --cpsat_from (checked to be this batch's, hinted alike:
+    `batch` and `hinted` are the fingerprints of this episode's batch and hint)."""
     seed = args.first_seed + episode
     if args.reused is None:
         result, seconds = solve(env, hint, limit)
@@ -164,7 +165,7 @@ def cpsat_measurement(
         raise SystemExit(f"anytime.py: error: --cpsat_from has no {method} row for seed {seed} at {limit:g} s")
     if row["batch"] != batch:
         raise SystemExit(f"anytime.py: error: --cpsat_from's seed {seed} is another batch (another workload, N or M?)")
-    if row["hint"] != hint_id(hint):
+    if row["hint"] != hinted:
         raise SystemExit(f"anytime.py: error: --cpsat_from's seed {seed} was hinted with another static schedule (another version?)")
     makespan = float(row["makespan"])
     ref = makespan if reference is None else reference
@@ -178,8 +179,8 @@ def measure_episode(args: argparse.Namespace, env: Any, model: Any, episode: int
     seed = args.first_seed + episode
     static, static_seconds = timed(lambda: run_episode(env, make_baseline("static"), seed=seed))
     hint = schedule_hint(static.schedule, len(env.state.tasks))
-    batch = batch_id(env)
-    rows = [cpsat_measurement(args, env, hint, episode, "cpsat_reference", args.reference, None, batch)]
+    batch, hinted = batch_id(env), hint_id(hint)
+    rows = [cpsat_measurement(args, env, hint, episode, "cpsat_reference", args.reference, None, batch, hinted)]
     ref = rows[0].makespan
     if model is not None:
         agent, seconds = timed(lambda: run_episode(env, AgentPolicy(model), seed=seed))
@@ -187,12 +188,12 @@ def measure_episode(args: argparse.Namespace, env: Any, model: Any, episode: int
         for limit in args.limits:
             found = search(model, env, time_limit=limit, seed=args.search_seed, reset_seed=seed, temperature=args.temperature)
             rows.append(Measurement(episode, seed, "search", limit, found.best.makespan, found.best.lower_bound, ref, found.seconds, rollouts=found.rollouts))
-    rows.extend(cpsat_measurement(args, env, hint, episode, "cpsat", limit, ref, batch) for limit in args.limits)
+    rows.extend(cpsat_measurement(args, env, hint, episode, "cpsat", limit, ref, batch, hinted) for limit in args.limits)
     rows.append(Measurement(episode, seed, "static", None, static.makespan, static.lower_bound, ref, static_seconds))
     for name in BASELINES[1:]:
         result, seconds = timed(partial(run_episode, env, make_baseline(name), seed=seed))
         rows.append(Measurement(episode, seed, name, None, result.makespan, result.lower_bound, ref, seconds))
-    return [replace(row, batch=batch, hint=hint_id(hint)) for row in rows]
+    return [replace(row, batch=batch, hint=hinted) for row in rows]
 
 
 def groups(rows: Sequence[Measurement]) -> dict[tuple[str, float | None], list[Measurement]]:
