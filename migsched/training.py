@@ -85,7 +85,7 @@ SETTING_HELP: dict[str, str] = {
     "gamma": "discount factor",
     "net_arch": "hidden layer widths of the policy and of the value network, e.g. 64,64",
     "ent_coef": "entropy coefficient, or comma-separated coefficients for equal phases of the run",
-    "pretrain": "a new model first clones this baseline's actions and values",
+    "pretrain": "a new model first clones this baseline's actions and values; none: no clone, whatever the preset says",
     "pretrain_episodes": "teacher episodes for --pretrain",
     "pretrain_epochs": "passes over the teacher's steps for --pretrain",
     "save_freq": "checkpoint every this many timesteps",
@@ -105,7 +105,7 @@ def build_parser(version: str) -> OneLineParser:
         "num_steps": {"type": int}, "N": {"type": int}, "M": {"type": int}, "type_tasks": {"choices": WORKLOAD_NAMES},
         "queue_len": {"type": int}, "reward": {"choices": REWARDS}, "n_envs": {"type": int}, "rollout_steps": {"type": int}, "vec_env": {"choices": ("subproc", "dummy")},
         "batch_size": {"type": int}, "n_epochs": {"type": int}, "learning_rate": {}, "gamma": {"type": float}, "net_arch": {},
-        "ent_coef": {}, "pretrain": {"choices": TEACHERS}, "pretrain_episodes": {"type": int}, "pretrain_epochs": {"type": int},
+        "ent_coef": {}, "pretrain": {"choices": (*TEACHERS, "none")}, "pretrain_episodes": {"type": int}, "pretrain_epochs": {"type": int},
         "save_freq": {"type": int}, "eval_episodes": {"type": int},
     }  # fmt: skip
     for flag, kind in kinds.items():
@@ -176,6 +176,8 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     if not all(re.fullmatch("[0-9]+", width) and 0 < int(width) <= MAX_WIDTH for width in widths) or len(widths) > MAX_LAYERS:
         parser.error(f"--net_arch must be at most {MAX_LAYERS} layer widths of 1..{MAX_WIDTH} separated by commas, e.g. 64,64, got {args.net_arch!r}")
     args.net_arch = [int(width) for width in widths]
+    if args.pretrain == "none":
+        args.pretrain = None
     if args.pretrain and args.restore is not None:
         parser.error("--pretrain warms up a new model; it cannot be combined with --restore")
     if not 2 <= args.batch_size <= rollout:

@@ -116,12 +116,21 @@ def test_preset_fast_online_clones_static_and_learns_slowly_unless_told_otherwis
     assert (args.n_envs, args.batch_size, args.learning_rate, args.lr_decay, args.pretrain) == (8, 512, 1e-4, False, "static")
     args = parse_args("online", ["--preset", "fast", "--pretrain", "greedy", "--learning_rate", "0.001"])
     assert (args.learning_rate, args.pretrain) == (1e-3, "greedy")
-    assert parse_args("direct_reconfig", ["--preset", "fast"]).pretrain is None
+
+
+def test_preset_fast_direct_reconfig_clones_greedy_unless_told_none() -> None:
+    assert parse_args("direct_reconfig", ["--preset", "fast"]).pretrain == "greedy"
+    assert parse_args("direct_reconfig", ["--preset", "fast", "--pretrain", "none"]).pretrain is None
+    assert parse_args("direct_reconfig", ["--preset", "fast", "--pretrain", "static"]).pretrain == "static"
+    assert parse_args("float", ["--preset", "fast"]).pretrain is None
 
 
 def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path) -> None:
     folder = version_copy("direct_reconfig", tmp_path)
-    out = run(folder, "train.py", "--preset", "fast", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "bad_scaling", "--seed", "3")
+    out = run(
+        folder, "train.py", "--preset", "fast", "--pretrain_episodes", "20", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "bad_scaling", "--seed", "3"
+    )  # fmt: skip
+    assert "pretrained on greedy: " in out
     assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=lin_0.001" in out
     model, config = load_checked_model(folder / "trained_models" / "bs3_N=3_M=7_s=2048_bad_scaling.zip", "direct_reconfig")
     assert config == {"N": 3, "M": 7, "reward": "levels"} and model.num_timesteps == 2048
