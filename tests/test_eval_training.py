@@ -118,11 +118,13 @@ def test_preset_fast_online_clones_static_and_learns_slowly_unless_told_otherwis
     assert (args.learning_rate, args.pretrain) == (1e-3, "greedy")
 
 
-def test_preset_fast_direct_reconfig_clones_greedy_unless_told_none() -> None:
+def test_preset_fast_float_and_direct_reconfig_clone_greedy_unless_told_none() -> None:
     assert parse_args("direct_reconfig", ["--preset", "fast"]).pretrain == "greedy"
     assert parse_args("direct_reconfig", ["--preset", "fast", "--pretrain", "none"]).pretrain is None
     assert parse_args("direct_reconfig", ["--preset", "fast", "--pretrain", "static"]).pretrain == "static"
-    assert parse_args("float", ["--preset", "fast"]).pretrain is None
+    assert parse_args("float", ["--preset", "fast"]).pretrain == "greedy"
+    assert parse_args("float", ["--preset", "fast", "--pretrain", "none"]).pretrain is None
+    assert parse_args("one_hot", ["--preset", "fast"]).pretrain is None
 
 
 def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path) -> None:
