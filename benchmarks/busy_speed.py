@@ -3,15 +3,14 @@
     python benchmarks/busy_speed.py [--version float] [--rollouts 20] [--runs 3] [--policies default,threads1,passive]
 
 Each run is `<version>/train.py --preset fast --pretrain none` (mix_scaling_soft, N=14, M=14; PPO
-alone, without the preset's clone) in a temporary copy
-of the version folder, for `--rollouts` rollouts; its fps is the last one SB3 logs (timesteps /
-seconds since `learn` began). A torch thread policy is how the environment sets up the run:
-`default` is train.py's own choice, `threads1` one torch thread (OMP_NUM_THREADS=1), `threads2`
-two, `passive` two threads that sleep instead of spinning while they wait (OMP_WAIT_POLICY=PASSIVE).
-The conditions: `alone`; `beside_busy`, beside one CPU-bound process (a Python busy loop);
-`two_runs`, two of these runs started together (the fps of each). Prints the median over
-`--runs` runs of each policy and condition; the policies take turns in each round, so a drift of
-the machine's speed hits them alike.
+alone, without the preset's clone) in a temporary copy of the version folder, for `--rollouts`
+rollouts; its fps is the last one SB3 logs (timesteps / seconds since `learn` began). A torch thread
+policy is how the environment sets up the run: `default` is train.py's own choice, `threads1` one
+torch thread (OMP_NUM_THREADS=1), `threads2` two, `passive` two threads that sleep instead of
+spinning while they wait (OMP_WAIT_POLICY=PASSIVE). The conditions: `alone`; `beside_busy`, beside
+one CPU-bound process (a Python busy loop); `two_runs`, two of these runs started together (the fps
+of each). Prints the median over `--runs` runs of each policy and condition; the policies take turns
+in each round, so a drift of the machine's speed hits them alike.
 """
 
 from __future__ import annotations
