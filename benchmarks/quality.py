@@ -39,6 +39,7 @@ import matplotlib.pyplot as plt
 
 from migsched.evaluation import Row, evaluate
 from migsched.models import load_checked_model
+from migsched.pretrain import TEACHERS
 from migsched.versions import REPO_ROOT, VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -58,7 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, required=True)
     parser.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
     parser.add_argument("--preset", choices=("fast", "none"), default="fast", help="train.py --preset, or none for the defaults")
-    parser.add_argument("--pretrain", choices=(*BASELINES, "none"), help="train.py --pretrain (none: no clone, whatever the preset says)")
+    parser.add_argument("--pretrain", choices=(*TEACHERS, "none"), help="train.py --pretrain (none: no clone, whatever the preset says)")
     parser.add_argument("--learning_rate", help="train.py --learning_rate, e.g. 0.001 or lin_0.001 (default: the preset's)")
     parser.add_argument("--ent_coef", help="train.py --ent_coef, e.g. 0.01,0.001,0 (default: the version's)")
     parser.add_argument("--num_steps", type=int, help="train.py --num_steps (default: the budget at the preset's measured fps)")
