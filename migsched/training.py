@@ -114,7 +114,12 @@ def build_parser(version: str) -> OneLineParser:
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="gpu: CUDA, honouring CUDA_VISIBLE_DEVICES (default cpu)")
     parser.add_argument("--restore", help="model zip to continue training from, relative to the current directory")
     parser.add_argument("--seed", type=int, help="seed of a reproducible run")
-    described = "; ".join(f"{name}: " + " ".join(f"--{k} {v}" for k, v in changes.items()) for name, changes in presets.items())
+    described = "; ".join(
+        f"{name}: "
+        + " ".join(f"--{k} {v}" for k, v in changes.items())
+        + "".join(f", on {workload} also " + " ".join(f"--{k} {v}" for k, v in more.items()) for workload, more in info.workload_changes(name).items())
+        for name, changes in presets.items()
+    )
     parser.add_argument("--preset", choices=tuple(presets), help=f"{described}; explicit flags override it")
     parser.add_argument("--tensorboard_log", help="directory for TensorBoard logs")
     parser.add_argument("--progress_bar", action="store_true", help="show a progress bar with the time left")
@@ -131,12 +136,12 @@ def as_flags(settings: dict[str, Any]) -> list[str]:
 
 
 def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The flags of `train.py`, checked, with hyperparams.yaml's defaults and preset filled in for
-    those not given; any invalid one exits with status 2."""
+    """The flags of `train.py`, checked, with hyperparams.yaml's defaults and preset (with its
+    changes for the chosen workload) filled in for those not given; any invalid one exits with status 2."""
     parser = build_parser(version)
     argv = list(sys.argv[1:] if argv is None else argv)
     given, _ = parser.parse_known_args(argv)
-    settings = get_version(version).settings(given.preset)
+    settings = get_version(version).settings(given.preset, given.type_tasks)
     if given.restore is not None:
         settings.pop("pretrain")  # a restored model is not pretrained, whatever the preset says
     args = parser.parse_args([*as_flags(settings), *argv])

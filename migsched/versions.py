@@ -19,6 +19,8 @@ from typing import Any
 import gymnasium as gym
 import yaml
 
+from migsched.workloads import WORKLOAD_NAMES
+
 VERSIONS = ("one_hot", "float", "entropy", "direct_reconfig", "online")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,14 +90,20 @@ class Version:
 
     @cached_property
     def hyperparams(self) -> dict[str, Any]:
-        """`hyperparams.yaml`: `defaults` (every setting) and `presets` (what each changes)."""
+        """`hyperparams.yaml`: `defaults` (every setting) and `presets` (what each changes; a
+        preset's `by_workload` changes more for one `--type_tasks`)."""
         path = self.folder / "hyperparams.yaml"
         data = yaml.safe_load(path.read_text())
         if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict) or not isinstance(data.get("presets", {}), dict):
             raise ValueError(f"{path}: expected a mapping with 'defaults' and 'presets'")
-        unknown = {key for preset in data.get("presets", {}).values() for key in preset} - set(data["defaults"])
-        if unknown:
-            raise ValueError(f"{path}: presets set {sorted(unknown)}, which have no default")
+        for name, preset in data.get("presets", {}).items():
+            by_workload = preset.get("by_workload", {})
+            if not isinstance(by_workload, dict) or set(by_workload) - set(WORKLOAD_NAMES):
+                raise ValueError(f"{path}: preset {name}'s by_workload must map workloads ({', '.join(WORKLOAD_NAMES)}) to settings")
+            changes = [set(preset) - {"by_workload"}, *(set(more) for more in by_workload.values())]
+            unknown = set().union(*changes) - (set(data["defaults"]) - {"type_tasks"})
+            if unknown:
+                raise ValueError(f"{path}: preset {name} sets {sorted(unknown)}, which have no default or choose the workload")
         return data
 
     @property
@@ -104,11 +112,20 @@ class Version:
 
     @property
     def presets(self) -> dict[str, dict[str, Any]]:
-        return dict(self.hyperparams.get("presets", {}))
+        """Each preset's changes to the defaults, whatever the workload."""
+        return {name: {k: v for k, v in preset.items() if k != "by_workload"} for name, preset in self.hyperparams.get("presets", {}).items()}
 
-    def settings(self, preset: str | None = None) -> dict[str, Any]:
-        """The defaults with `preset`'s changes applied."""
-        return {**self.defaults, **(self.presets[preset] if preset else {})}
+    def workload_changes(self, preset: str) -> dict[str, dict[str, Any]]:
+        """What `preset` changes further for each workload named in its `by_workload`."""
+        return dict(self.hyperparams["presets"][preset].get("by_workload", {}))
+
+    def settings(self, preset: str | None = None, type_tasks: str | None = None) -> dict[str, Any]:
+        """The defaults with `preset`'s changes applied, and its changes for the workload
+        (`type_tasks`, else the default one)."""
+        if preset is None:
+            return self.defaults
+        workload = type_tasks or self.defaults["type_tasks"]
+        return {**self.defaults, **self.presets[preset], **self.workload_changes(preset).get(workload, {})}
 
 
 @cache

@@ -17,7 +17,7 @@ from migsched.models import load_checked_model
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
 from migsched.training import parse_args
-from migsched.workloads import parse_task_file
+from migsched.workloads import WORKLOAD_NAMES, parse_task_file
 
 STEPS = 4096  # two rollouts of 2048 transitions
 STEM = f"bs3_N=4_M=6_s={STEPS}_wide_times"
@@ -111,11 +111,17 @@ def test_preset_fast_sets_its_flags_unless_given() -> None:
     assert args.pretrain is None
 
 
-def test_preset_fast_online_clones_static_and_learns_slowly_unless_told_otherwise() -> None:
+def test_preset_fast_online_clones_static_learns_slowly_and_picks_the_reward_per_workload() -> None:
     args = parse_args("online", ["--preset", "fast"])
     assert (args.n_envs, args.batch_size, args.learning_rate, args.lr_decay, args.pretrain) == (8, 512, 1e-4, False, "static")
     args = parse_args("online", ["--preset", "fast", "--pretrain", "greedy", "--learning_rate", "0.001"])
     assert (args.learning_rate, args.pretrain) == (1e-3, "greedy")
+    assert [parse_args("online", ["--preset", "fast", "--type_tasks", workload]).reward for workload in WORKLOAD_NAMES] == [
+        "real" if workload in ("good_scaling", "bad_scaling") else "levels" for workload in WORKLOAD_NAMES
+    ]
+    assert parse_args("online", ["--preset", "fast"]).reward == "real"  # the default workload is good_scaling
+    assert parse_args("online", ["--preset", "fast", "--type_tasks", "bad_scaling", "--reward", "levels"]).reward == "levels"
+    assert parse_args("online", ["--type_tasks", "bad_scaling"]).reward == "levels"
 
 
 def test_preset_fast_float_and_direct_reconfig_clone_greedy_unless_told_none() -> None:

@@ -20,10 +20,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 from conftest import ROOT, script_env, version_copy
 from sb3_contrib import MaskablePPO
 
-from migsched import VERSIONS
+from migsched import VERSIONS, versions
 from migsched.models import load_checked_model, model_path, save_model
 from migsched.training import EntropySchedule, LinearToZero, entropy_coefficient, main, parse_args
 from migsched.versions import get_version
@@ -449,17 +450,41 @@ def test_train_py_reads_whatever_the_version_file_says(monkeypatch: pytest.Monke
     info = get_version("entropy")
     changed = {
         "defaults": {**info.defaults, "batch_size": 128, "net_arch": "32,16", "rollout_steps": 512},
-        "presets": {"tiny": {"n_envs": 2, "learning_rate": "lin_0.01"}},
+        "presets": {"tiny": {"n_envs": 2, "learning_rate": "lin_0.01", "by_workload": {"wide_times": {"reward": "real", "n_envs": 4}}}},
     }
     monkeypatch.setitem(info.__dict__, "hyperparams", changed)
     args = parse_args("entropy", [])
     assert (args.batch_size, args.net_arch, args.rollout_steps) == (128, [32, 16], 512)
     args = parse_args("entropy", ["--preset", "tiny", "--batch_size", "64"])
-    assert (args.n_envs, args.learning_rate, args.lr_decay, args.batch_size) == (2, 0.01, True, 64)
+    assert (args.n_envs, args.learning_rate, args.lr_decay, args.batch_size, args.reward) == (2, 0.01, True, 64, "levels")
+    args = parse_args("entropy", ["--preset", "tiny", "--type_tasks", "wide_times"])
+    assert (args.n_envs, args.learning_rate, args.reward) == (4, 0.01, "real")
+    args = parse_args("entropy", ["--preset", "tiny", "--type_tasks", "wide_times", "--reward", "levels", "--n_envs", "3"])
+    assert (args.n_envs, args.reward) == (3, "levels")
+    assert parse_args("entropy", ["--type_tasks", "wide_times"]).reward == "levels"
     with pytest.raises(SystemExit):
         parse_args("entropy", ["--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    assert "PPO minibatch size (default 128)" in shown and "tiny: --n_envs 2 --learning_rate lin_0.01" in shown
+    assert "PPO minibatch size (default 128)" in shown
+    assert "tiny: --n_envs 2 --learning_rate lin_0.01, on wide_times also --reward real --n_envs 4" in shown
+
+
+@pytest.mark.parametrize(
+    ("presets", "message"),
+    [
+        ({"fast": {"bach_size": 64}}, "preset fast sets ['bach_size']"),
+        ({"fast": {"type_tasks": "wide_times"}}, "preset fast sets ['type_tasks']"),
+        ({"fast": {"by_workload": {"wide_time": {"reward": "real"}}}}, "preset fast's by_workload must map workloads"),
+        ({"fast": {"by_workload": {"wide_times": {"rewards": "real"}}}}, "preset fast sets ['rewards']"),
+    ],
+)
+def test_a_version_file_with_an_unknown_setting_or_workload_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, presets, message: str) -> None:
+    folder = tmp_path / "entropy"
+    folder.mkdir()
+    (folder / "hyperparams.yaml").write_text(yaml.safe_dump({"defaults": get_version("entropy").defaults, "presets": presets}))
+    monkeypatch.setattr(versions, "REPO_ROOT", tmp_path)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        versions.Version("entropy").settings("fast")
 
 
 def test_the_reward_is_saved_with_the_model_and_kept_by_a_restore(tmp_path: Path, capsys) -> None:
