@@ -97,8 +97,10 @@ class Version:
         if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict) or not isinstance(data.get("presets", {}), dict):
             raise ValueError(f"{path}: expected a mapping with 'defaults' and 'presets'")
         for name, preset in data.get("presets", {}).items():
+            if not isinstance(preset, dict):
+                raise ValueError(f"{path}: preset {name} must map settings to values")
             by_workload = preset.get("by_workload", {})
-            if not isinstance(by_workload, dict) or set(by_workload) - set(WORKLOAD_NAMES):
+            if not isinstance(by_workload, dict) or set(by_workload) - set(WORKLOAD_NAMES) or not all(isinstance(v, dict) for v in by_workload.values()):
                 raise ValueError(f"{path}: preset {name}'s by_workload must map workloads ({', '.join(WORKLOAD_NAMES)}) to settings")
             changes = [set(preset) - {"by_workload"}, *(set(more) for more in by_workload.values())]
             unknown = set().union(*changes) - (set(data["defaults"]) - {"type_tasks"})

@@ -476,6 +476,8 @@ def test_train_py_reads_whatever_the_version_file_says(monkeypatch: pytest.Monke
         ({"fast": {"type_tasks": "wide_times"}}, "preset fast sets ['type_tasks']"),
         ({"fast": {"by_workload": {"wide_time": {"reward": "real"}}}}, "preset fast's by_workload must map workloads"),
         ({"fast": {"by_workload": {"wide_times": {"rewards": "real"}}}}, "preset fast sets ['rewards']"),
+        ({"fast": 8}, "preset fast must map settings to values"),
+        ({"fast": {"by_workload": {"wide_times": "real"}}}, "preset fast's by_workload must map workloads"),
     ],
 )
 def test_a_version_file_with_an_unknown_setting_or_workload_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, presets, message: str) -> None:
