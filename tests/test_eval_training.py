@@ -133,11 +133,14 @@ def test_preset_fast_float_and_direct_reconfig_clone_greedy_unless_told_none() -
     assert parse_args("one_hot", ["--preset", "fast"]).pretrain is None
 
 
-def test_preset_fast_direct_reconfig_trains_the_mixes_with_the_real_reward_and_float_keeps_levels() -> None:
-    rewards = {workload: parse_args("direct_reconfig", ["--preset", "fast", "--type_tasks", workload]).reward for workload in WORKLOAD_NAMES}
-    assert rewards == {workload: "real" if workload.startswith("mix_") else "levels" for workload in WORKLOAD_NAMES}
-    assert parse_args("direct_reconfig", ["--preset", "fast", "--type_tasks", "mix_scaling_soft", "--reward", "levels"]).reward == "levels"
-    assert {parse_args("float", ["--preset", "fast", "--type_tasks", workload]).reward for workload in WORKLOAD_NAMES} == {"levels"}
+@pytest.mark.parametrize(
+    ("version", "with_real"), [("direct_reconfig", {"mix_scaling_extreme", "mix_scaling_soft"}), ("float", {"mix_scaling_soft", "wide_times"})]
+)
+def test_preset_fast_trains_the_workloads_where_real_won_with_the_real_reward(version: str, with_real: set[str]) -> None:
+    rewards = {workload: parse_args(version, ["--preset", "fast", "--type_tasks", workload]).reward for workload in WORKLOAD_NAMES}
+    assert rewards == {workload: "real" if workload in with_real else "levels" for workload in WORKLOAD_NAMES}
+    assert parse_args(version, ["--preset", "fast", "--type_tasks", "mix_scaling_soft", "--reward", "levels"]).reward == "levels"
+    assert parse_args(version, ["--type_tasks", "mix_scaling_soft"]).reward == "levels"
 
 
 def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path) -> None:
