@@ -480,7 +480,9 @@ def test_train_py_reads_whatever_the_version_file_says(monkeypatch: pytest.Monke
         ({"fast": {"by_workload": {"wide_times": "real"}}}, "preset fast's by_workload must map workloads"),
     ],
 )
-def test_a_version_file_with_an_unknown_setting_or_workload_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, presets, message: str) -> None:
+def test_a_version_file_with_an_unknown_setting_or_workload_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, presets: dict[str, object], message: str
+) -> None:
     folder = tmp_path / "entropy"
     folder.mkdir()
     (folder / "hyperparams.yaml").write_text(yaml.safe_dump({"defaults": get_version("entropy").defaults, "presets": presets}))
