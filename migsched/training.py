@@ -567,7 +567,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
         flush=True,
     )
     print(
-        f"training {version}: N={args.N} M={args.M} {args.type_tasks}, {args.num_steps} timesteps from {start} "
+        f"training {version}: N={args.N} M={args.M} {args.type_tasks}, reward {args.reward}, {args.num_steps} timesteps from {start} "
         f"({'restored from ' + args.restore if args.restore is not None else 'new model'}), {args.n_envs} env(s) x {model.n_steps} steps per rollout, {device}",
         flush=True,
     )

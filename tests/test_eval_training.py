@@ -146,12 +146,13 @@ def test_preset_fast_trains_the_workloads_where_real_won_with_the_real_reward(ve
 def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path) -> None:
     folder = version_copy("direct_reconfig", tmp_path)
     out = run(
-        folder, "train.py", "--preset", "fast", "--pretrain_episodes", "20", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "bad_scaling", "--seed", "3"
+        folder, "train.py", "--preset", "fast", "--pretrain_episodes", "20", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "mix_scaling_soft", "--seed", "3"
     )  # fmt: skip
     assert "pretrained on greedy: " in out
     assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=lin_0.001" in out
-    model, config = load_checked_model(folder / "trained_models" / "bs3_N=3_M=7_s=2048_bad_scaling.zip", "direct_reconfig")
-    assert config == {"N": 3, "M": 7, "reward": "levels"} and model.num_timesteps == 2048
+    assert "training direct_reconfig: N=3 M=7 mix_scaling_soft, reward real, 2048 timesteps from 0 (new model)" in out
+    model, config = load_checked_model(folder / "trained_models" / "bs3_N=3_M=7_s=2048_mix_scaling_soft.zip", "direct_reconfig")
+    assert config == {"N": 3, "M": 7, "reward": "real"} and model.num_timesteps == 2048  # real: the preset's reward for this workload
 
 
 def test_pretrain_clones_the_teacher_before_ppo_and_saves(tmp_path: Path) -> None:
