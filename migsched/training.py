@@ -114,10 +114,12 @@ def build_parser(version: str) -> OneLineParser:
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="gpu: CUDA, honouring CUDA_VISIBLE_DEVICES (default cpu)")
     parser.add_argument("--restore", help="model zip to continue training from, relative to the current directory")
     parser.add_argument("--seed", type=int, help="seed of a reproducible run")
+
+    def shown(changes: dict[str, Any]) -> str:
+        return " ".join(f"--{k} {v}" for k, v in changes.items())
+
     described = "; ".join(
-        f"{name}: "
-        + " ".join(f"--{k} {v}" for k, v in changes.items())
-        + "".join(f", on {workload} also " + " ".join(f"--{k} {v}" for k, v in more.items()) for workload, more in info.workload_changes(name).items())
+        f"{name}: {shown(changes)}" + "".join(f", on {workload} also {shown(more)}" for workload, more in info.workload_changes(name).items())
         for name, changes in presets.items()
     )
     parser.add_argument("--preset", choices=tuple(presets), help=f"{described}; explicit flags override it")
