@@ -144,6 +144,17 @@ def test_preset_fast_trains_the_workloads_where_real_won_with_the_real_reward(ve
         assert parse_args(version, ["--type_tasks", workload]).reward == "levels"
 
 
+@pytest.mark.parametrize(("version", "larger"), [("direct_reconfig", {"wide_times": 20000}), ("float", {"wide_times": 10000})])
+def test_preset_fast_clones_more_teacher_episodes_fewer_times_where_that_was_measured(version: str, larger: dict[str, int]) -> None:
+    clones = {}
+    for workload in WORKLOAD_NAMES:
+        args = parse_args(version, ["--preset", "fast", "--type_tasks", workload])
+        clones[workload] = (args.pretrain_episodes, args.pretrain_epochs)
+    assert clones == {workload: (larger[workload], 10) if workload in larger else (1000, 30) for workload in WORKLOAD_NAMES}
+    for workload in larger:
+        assert parse_args(version, ["--preset", "fast", "--type_tasks", workload, "--pretrain_episodes", "50"]).pretrain_episodes == 50
+
+
 def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path) -> None:
     folder = version_copy("direct_reconfig", tmp_path)
     out = run(
