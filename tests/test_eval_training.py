@@ -144,7 +144,7 @@ def test_preset_fast_trains_the_workloads_where_real_won_with_the_real_reward(ve
         assert parse_args(version, ["--type_tasks", workload]).reward == "levels"
 
 
-@pytest.mark.parametrize(("version", "larger"), [("direct_reconfig", {"wide_times": 20000}), ("float", {"wide_times": 10000})])
+@pytest.mark.parametrize(("version", "larger"), [("direct_reconfig", {"wide_times": 20000}), ("float", {"bad_scaling": 10000, "wide_times": 10000})])
 def test_preset_fast_clones_more_teacher_episodes_fewer_times_where_that_was_measured(version: str, larger: dict[str, int]) -> None:
     clones = {}
     for workload in WORKLOAD_NAMES:
