@@ -1,10 +1,15 @@
-"""Warm start: behaviour cloning of a new agent on a baseline scheduler's episodes, before PPO.
+"""Behaviour cloning: of a baseline scheduler before PPO, and of the agent's own best rollouts after it.
 
 `demonstrations` plays a baseline (static, greedy or FAR) through the version's own environment
 and records what the agent would see (observation, action mask) with the baseline's action and
 the return still to come. `clone` then fits the policy network to the actions (cross-entropy
 over the valid actions) and the value network to those returns (squared error), so PPO starts
 from the baseline's schedules and a critic that already knows what they are worth.
+
+`imitation_demonstrations` records the agent's own best schedules instead: on each training
+episode, the best of its deterministic rollout and `samples` rollouts sampled from the policy
+itself (`search.search` at temperature 1, which on a training episode may see an online queue whole). Cloning them is self-imitation: the
+deterministic policy moves towards what its search finds.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from migsched.versions import make_env
 TEACHERS = ("static", "greedy", "far")
 #: Demonstration episodes use seeds from here, apart from evaluation's (1,000,000 on).
 DEMO_SEED = 2_000_000
+#: Self-imitation's episodes use seeds from here, round after round, apart from both.
+IMITATION_SEED = 3_000_000
 
 
 class Stopped(Exception):
@@ -42,6 +49,8 @@ class Demonstrations:
     actions: np.ndarray
     returns: np.ndarray
     teacher_ratio: float
+    #: Self-imitation only: the mean makespan / lower bound of the agent's deterministic rollouts of the same episodes.
+    agent_ratio: float | None = None
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -73,6 +82,46 @@ def demonstrations(
         returns.extend(np.cumsum(rewards[::-1])[::-1])
         ratios.append(info["makespan_ratio"])
     return Demonstrations(np.array(observations), np.array(masks), np.array(actions), np.array(returns, dtype=np.float32), float(np.mean(ratios)))
+
+
+def imitation_demonstrations(
+    model: Any,
+    version: str,
+    env_config: dict[str, Any],
+    type_tasks: str,
+    episodes: int,
+    samples: int,
+    first_seed: int = IMITATION_SEED,
+    seed: int = 0,
+    temperature: float = 1.0,
+    should_stop: Callable[[], bool] = never,
+) -> Demonstrations:
+    """The agent's best schedule of `episodes` seeded episodes (seeds `first_seed` on), each the
+    best of its deterministic rollout and `samples` stochastic ones at `temperature`, step by step as
+    `demonstrations` records a teacher's; `teacher_ratio` is their mean makespan / lower bound,
+    `agent_ratio` that of the deterministic rollouts.
+    Raises Stopped as soon as `should_stop()` is true after an episode."""
+    from migsched.search import search
+
+    env = make_env(version, env_config, type_tasks)
+    observations, masks, actions, returns, ratios, deterministic = [], [], [], [], [], []
+    for k in range(episodes):
+        if should_stop():
+            raise Stopped
+        best = search(model, env, samples=samples, seed=seed + k, reset_seed=first_seed + k, batch=max(1, samples), temperature=temperature, hindsight=True)
+        deterministic.append(best.deterministic.ratio)
+        obs, _ = env.reset(seed=first_seed + k)
+        rewards = []
+        for action in best.actions:
+            observations.append(obs)
+            masks.append(env.action_masks())
+            actions.append(action)
+            obs, reward, _, _, info = env.step(action)
+            rewards.append(reward)
+        returns.extend(np.cumsum(rewards[::-1])[::-1])
+        ratios.append(info["makespan_ratio"])
+    arrays = np.array(observations), np.array(masks), np.array(actions), np.array(returns, dtype=np.float32)
+    return Demonstrations(*arrays, float(np.mean(ratios)), float(np.mean(deterministic)))
 
 
 def clone(model: Any, data: Demonstrations, epochs: int, batch_size: int = 256, seed: int | None = None, should_stop: Callable[[], bool] = never) -> float:

@@ -69,6 +69,7 @@ def search(
     options: dict[str, Any] | None = None,
     batch: int = DEFAULT_BATCH,
     temperature: float = DEFAULT_TEMPERATURE,
+    hindsight: bool = False,
 ) -> SearchResult:
     """The best schedule of the agent's deterministic rollout and its stochastic rollouts.
 
@@ -91,12 +92,15 @@ def search(
     Garbage collection is paused during the search: a full collection in a large process takes
     tenths of a second, which would overrun short limits.
 
+    `hindsight=True` allows an online episode: its rollouts see the whole queue, which only a
+    trainer may (self-imitation's teacher, `pretrain.imitation_demonstrations`), never a scheduler.
+
     The result is never worse than the deterministic rollout. Afterwards `env` holds the best
     episode played to its end (as after `run_episode`): `env.schedule()`, `env.decision_log`
     and `env.state.partition` describe the best schedule.
     """
     began = time.perf_counter()
-    if env.online:
+    if env.online and not hindsight:
         raise ValueError("search is for the offline versions: online, a rollout over the whole queue would see tasks before they arrive")
     if samples is None and time_limit is None:
         raise ValueError("give samples, time_limit or both")

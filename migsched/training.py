@@ -36,7 +36,7 @@ from migsched.cli import OneLineParser, check_output_file
 from migsched.env import REWARDS
 from migsched.evaluation import PeriodicEvaluation
 from migsched.models import check_fits, claim, first_line, model_path, record_path, save_model, write_atomically, write_record
-from migsched.pretrain import TEACHERS, Stopped, clone, demonstrations
+from migsched.pretrain import IMITATION_SEED, TEACHERS, Stopped, clone, demonstrations, imitation_demonstrations
 from migsched.versions import REPO_ROOT, check_version, get_version
 from migsched.workers import FreeCoreThreads, WorkerDied, make_vec_env, runnable_elsewhere, threads_for_free_cores, torch_threads
 from migsched.workloads import WORKLOAD_NAMES
@@ -57,6 +57,9 @@ UPPER_BOUNDS: dict[str, int] = {
     "eval_episodes": 10_000,
     "pretrain_episodes": 1_000_000,
     "pretrain_epochs": 1000,
+    "imitation_episodes": 1_000_000,
+    "imitation_samples": 100_000,
+    "imitation_epochs": 1000,
     "queue_len": 1_000_000,
 }
 MAX_LAYERS, MAX_WIDTH = 16, 4096
@@ -88,6 +91,11 @@ SETTING_HELP: dict[str, str] = {
     "pretrain": "a new model first clones this baseline's actions and values; none: no clone, whatever the preset says",
     "pretrain_episodes": "teacher episodes for --pretrain",
     "pretrain_epochs": "passes over the teacher's steps for --pretrain",
+    "imitation_rounds": "after PPO, rounds of self-imitation: clone the agent's best of its deterministic and --imitation_samples stochastic rollouts on --imitation_episodes new episodes; 0: none",
+    "imitation_episodes": "new episodes per self-imitation round",
+    "imitation_samples": "stochastic rollouts per episode in self-imitation, besides the deterministic one",
+    "imitation_epochs": "passes over each self-imitation round's best schedules",
+    "imitation_learning_rate": "Adam learning rate of self-imitation",
     "save_freq": "checkpoint every this many timesteps",
     "eval_episodes": "seeded episodes per evaluation",
 }
@@ -106,6 +114,8 @@ def build_parser(version: str) -> OneLineParser:
         "queue_len": {"type": int}, "reward": {"choices": REWARDS}, "n_envs": {"type": int}, "rollout_steps": {"type": int}, "vec_env": {"choices": ("subproc", "dummy")},
         "batch_size": {"type": int}, "n_epochs": {"type": int}, "learning_rate": {}, "gamma": {"type": float}, "net_arch": {},
         "ent_coef": {}, "pretrain": {"choices": (*TEACHERS, "none")}, "pretrain_episodes": {"type": int}, "pretrain_epochs": {"type": int},
+        "imitation_rounds": {"type": int}, "imitation_episodes": {"type": int}, "imitation_samples": {"type": int}, "imitation_epochs": {"type": int},
+        "imitation_learning_rate": {"type": float},
         "save_freq": {"type": int}, "eval_episodes": {"type": int},
     }  # fmt: skip
     for flag, kind in kinds.items():
@@ -151,6 +161,10 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         value = getattr(args, flag)
         if value is not None and not 1 <= value <= highest:
             parser.error(f"--{flag} must be a positive integer" + ("" if value < 1 else f" of at most {highest}") + f", got {value}")
+    if args.imitation_rounds is not None and not 0 <= args.imitation_rounds <= 1000:
+        parser.error(f"--imitation_rounds must be 0 (none) to 1000, got {args.imitation_rounds}")
+    if args.imitation_learning_rate is not None and not 0 < args.imitation_learning_rate < math.inf:
+        parser.error(f"--imitation_learning_rate must be positive and finite, got {args.imitation_learning_rate}")
     if args.seed is not None and not 0 <= args.seed < 2**32:
         parser.error(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     rollout = rollout_size(args.n_envs, args.rollout_steps)
@@ -372,6 +386,45 @@ class EvalCallback(RunCallback):
         return True
 
 
+# --- self-imitation -----------------------------------------------------------------------------
+
+
+def self_imitation(model: Any, version: str, env_config: dict[str, Any], args: argparse.Namespace, should_stop: Callable[[], bool]) -> None:
+    """After PPO, `--imitation_rounds` rounds: each plays `--imitation_episodes` new episodes, keeps
+    the agent's best of its deterministic and `--imitation_samples` stochastic rollouts on each,
+    and clones those schedules for `--imitation_epochs` passes at `--imitation_learning_rate`.
+    A signal stops it after the current episode or minibatch; the model keeps what it learnt."""
+    for group in model.policy.optimizer.param_groups:
+        group["lr"] = args.imitation_learning_rate
+    seed = args.seed or 0
+    print(
+        f"self-imitation: {args.imitation_rounds} round(s) of {args.imitation_episodes} episodes, the best of {args.imitation_samples + 1} rollouts "
+        f"on each, {args.imitation_epochs} epochs at learning rate {args.imitation_learning_rate}",
+        flush=True,
+    )
+    for round_ in range(args.imitation_rounds):
+        episodes = args.imitation_episodes
+        try:
+            data = imitation_demonstrations(
+                model, version, env_config, args.type_tasks, episodes, args.imitation_samples,
+                first_seed=IMITATION_SEED + round_ * episodes, seed=seed + round_ * episodes, should_stop=should_stop,
+            )  # fmt: skip
+        except Stopped:
+            print(f"self-imitation stopped in round {round_ + 1}, while it played its episodes: the model is that of round {round_}", flush=True)
+            return
+        try:
+            agreement = clone(model, data, args.imitation_epochs, seed=seed + round_, should_stop=should_stop)
+        except Stopped:
+            print(f"self-imitation stopped in round {round_ + 1}, while it cloned its best schedules", flush=True)
+            return
+        print(
+            f"self-imitation round {round_ + 1} of {args.imitation_rounds}: the best of {args.imitation_samples + 1} rollouts on {episodes} episodes "
+            f"(mean makespan / lower bound {data.teacher_ratio:.4f}; the deterministic ones {data.agent_ratio:.4f}), {len(data)} steps, "
+            f"the policy now agrees on {agreement:.1%} of them",
+            flush=True,
+        )
+
+
 # --- the run's record ---------------------------------------------------------------------------
 
 
@@ -421,6 +474,11 @@ class RunRecord:
                 "pretrain": args.pretrain,
                 "pretrain_episodes": args.pretrain_episodes if args.pretrain else None,
                 "pretrain_epochs": args.pretrain_epochs if args.pretrain else None,
+                "imitation_rounds": args.imitation_rounds,
+                "imitation_episodes": args.imitation_episodes if args.imitation_rounds else None,
+                "imitation_samples": args.imitation_samples if args.imitation_rounds else None,
+                "imitation_epochs": args.imitation_epochs if args.imitation_rounds else None,
+                "imitation_learning_rate": args.imitation_learning_rate if args.imitation_rounds else None,
                 "save_freq": args.save_freq,
                 "eval_freq": args.eval_freq,
                 "eval_episodes": args.eval_episodes,
@@ -587,6 +645,8 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
         failure = str(exc)
     finally:
         env.close()
+    if args.imitation_rounds and not (stop.requested() or failure):
+        self_imitation(model, version, env_config, args, stop.requested)
 
     reached = model.num_timesteps - start
     if stop.requested():

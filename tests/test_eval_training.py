@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
+import io
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import DATA, script_env, version_copy
+from sb3_contrib import MaskablePPO
 
 from migsched.evaluation import evaluate
 from migsched.evaluation import main as evaluate_main
 from migsched.models import load_checked_model
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
-from migsched.training import parse_args
+from migsched.pretrain import IMITATION_SEED, imitation_demonstrations
+from migsched.training import parse_args, self_imitation
+from migsched.versions import make_env
 from migsched.workloads import WORKLOAD_NAMES, parse_task_file
 
 STEPS = 4096  # two rollouts of 2048 transitions
@@ -119,6 +127,19 @@ def test_preset_fast_online_clones_static_learns_slowly_and_picks_the_reward_per
     assert parse_args("online", ["--preset", "fast"]).reward == "real"  # the default workload, good_scaling, is one of those with real
 
 
+def test_preset_fast_online_wide_times_replaces_ppo_by_self_imitation() -> None:
+    settings = ("num_steps", "learning_rate", "lr_decay", "imitation_rounds", "imitation_learning_rate", "pretrain")
+    for version in ("online", "float", "direct_reconfig"):
+        for workload in WORKLOAD_NAMES:
+            args = parse_args(version, ["--preset", "fast", "--type_tasks", workload])
+            if (version, workload) == ("online", "wide_times"):  # the clone of static, one PPO rollout at learning rate 0, then 10 rounds
+                assert tuple(getattr(args, name) for name in settings) == (2048, 1e-4, True, 10, 3e-4, "static")
+            else:
+                assert args.imitation_rounds == 0 and args.num_steps == 200_000_000
+    args = parse_args("online", ["--preset", "fast", "--type_tasks", "wide_times", "--num_steps", "4096", "--imitation_rounds", "0"])
+    assert (args.num_steps, args.imitation_rounds) == (4096, 0)
+
+
 def test_preset_fast_float_and_direct_reconfig_clone_greedy_unless_told_none() -> None:
     assert parse_args("direct_reconfig", ["--preset", "fast"]).pretrain == "greedy"
     assert parse_args("direct_reconfig", ["--preset", "fast", "--pretrain", "none"]).pretrain is None
@@ -192,6 +213,49 @@ def test_pretrain_clones_the_teacher_before_ppo_and_saves(tmp_path: Path) -> Non
     assert out.index("pretrained on greedy") < out.index("training float:")
     model, _ = load_checked_model(folder / "trained_models" / "bs3_N=3_M=5_s=2048_wide_times.zip", "float")
     assert model.num_timesteps == 2048
+
+
+def test_self_imitation_clones_the_agents_best_rollouts_after_ppo(tmp_path: Path) -> None:
+    argv = ["--num_steps", "2048", "--N", "3", "--M", "5", "--type_tasks", "wide_times", "--seed", "4", "--imitation_learning_rate", "0.001"]
+    args = parse_args("float", [*argv, "--imitation_rounds", "1", "--imitation_episodes", "6", "--imitation_samples", "8", "--imitation_epochs", "20"])
+    env_config = {"N": 3, "M": 5, "reward": "levels"}
+    model = MaskablePPO("MlpPolicy", make_env("float", env_config, "wide_times"), seed=0)
+    before = copy.deepcopy(model)
+    # round 1's episodes and rollout seeds, played by the model as PPO left it
+    data = imitation_demonstrations(before, "float", env_config, "wide_times", 6, 8, first_seed=IMITATION_SEED, seed=4)
+    obs, masks = torch.as_tensor(data.observations), data.masks
+
+    def agreement(agent: MaskablePPO) -> float:
+        with torch.no_grad():
+            chosen = agent.policy.get_distribution(obs, action_masks=masks).get_actions(deterministic=True).numpy()
+        return float((chosen == data.actions).mean())
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        self_imitation(model, "float", env_config, args, should_stop=lambda: False)
+    printed = re.search(
+        r"self-imitation round 1 of 1: the best of 9 rollouts on 6 episodes \(mean makespan / lower bound ([0-9.]+); the deterministic ones ([0-9.]+)\), "
+        r"(\d+) steps, the policy now agrees on ([0-9.]+)%",
+        out.getvalue(),
+    )
+    assert printed is not None and float(printed[1]) == pytest.approx(data.teacher_ratio, abs=1e-4) and int(printed[3]) == len(data)
+    assert float(printed[1]) <= float(printed[2]) == pytest.approx(data.agent_ratio, abs=1e-4)  # the best is never worse than the deterministic
+    assert agreement(model) == pytest.approx(float(printed[4]) / 100, abs=1e-3)
+    assert agreement(model) > agreement(before)
+    assert model.policy.optimizer.param_groups[0]["lr"] == 0.001
+
+
+def test_train_py_runs_self_imitation_after_ppo_and_records_it(tmp_path: Path) -> None:
+    folder = version_copy("online", tmp_path)
+    out = run(
+        folder, "train.py", "--num_steps", "2048", "--N", "3", "--M", "5", "--queue_len", "6", "--type_tasks", "wide_times", "--seed", "1",
+        "--imitation_rounds", "2", "--imitation_episodes", "5", "--imitation_samples", "4",
+    )  # fmt: skip
+    assert out.index("training online:") < out.index("self-imitation round 1 of 2") < out.index("self-imitation round 2 of 2") < out.index("model saved")
+    record = json.loads((folder / "trained_models" / "bs3_N=3_M=5_s=2048_wide_times.json").read_text())
+    assert {k: record["hyperparameters"][k] for k in ("imitation_rounds", "imitation_episodes", "imitation_samples", "imitation_epochs", "imitation_learning_rate")} == {
+        "imitation_rounds": 2, "imitation_episodes": 5, "imitation_samples": 4, "imitation_epochs": 5, "imitation_learning_rate": 0.0003,
+    }  # fmt: skip
 
 
 def test_ent_coef_sets_a_constant_or_a_phased_entropy_coefficient(tmp_path: Path) -> None:

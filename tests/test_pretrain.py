@@ -11,7 +11,8 @@ from sb3_contrib import MaskablePPO
 
 from migsched.policies import make_baseline
 from migsched.policies.base import run_episode
-from migsched.pretrain import DEMO_SEED, clone, demonstrations
+from migsched.pretrain import DEMO_SEED, clone, demonstrations, imitation_demonstrations
+from migsched.search import search
 from migsched.versions import make_env
 
 CONFIG = {"N": 3, "M": 5}
@@ -52,3 +53,38 @@ def test_cloning_makes_the_agent_follow_the_teacher_and_value_its_returns() -> N
     agreement = clone(model, data, epochs=40, seed=0)
     assert agreement > max(first, 0.8)
     assert value_error() < 0.2 * before
+
+
+@pytest.mark.parametrize("version", ["float", "online"])
+def test_imitation_demonstrations_record_the_best_of_the_agents_rollouts(version: str) -> None:
+    config = CONFIG | ({"queue_len": 6} if version == "online" else {})
+    env = make_env(version, config, "wide_times")
+    model = MaskablePPO("MlpPolicy", env, seed=0)
+    data = imitation_demonstrations(model, version, config, "wide_times", episodes=3, samples=8, first_seed=500, seed=7)
+    assert data.masks[np.arange(len(data)), data.actions].all()
+    ratios, deterministic, start = [], [], 0
+    for k in range(3):
+        found = search(model, env, samples=8, seed=7 + k, reset_seed=500 + k, batch=8, hindsight=True)
+        assert found.best.makespan <= found.deterministic.makespan
+        # the recorded steps are the best rollout's, and replay it from the episode's start
+        steps = len(found.actions)
+        assert data.actions[start : start + steps].tolist() == list(found.actions)
+        obs, _ = env.reset(seed=500 + k)
+        assert np.array_equal(data.observations[start], obs)
+        assert data.returns[start] == pytest.approx(-found.best.makespan_levels)  # the levels reward: minus the makespan in levels
+        ratios.append(found.best.ratio)
+        deterministic.append(found.deterministic.ratio)
+        start += steps
+    assert start == len(data)
+    assert data.teacher_ratio == pytest.approx(statistics.mean(ratios))
+    assert data.agent_ratio == pytest.approx(statistics.mean(deterministic))
+    again = imitation_demonstrations(model, version, config, "wide_times", episodes=3, samples=8, first_seed=500, seed=7)
+    assert np.array_equal(again.actions, data.actions)
+
+
+def test_search_refuses_an_online_episode_unless_in_hindsight() -> None:
+    env = make_env("online", CONFIG | {"queue_len": 6}, "wide_times")
+    model = MaskablePPO("MlpPolicy", env, seed=0)
+    with pytest.raises(ValueError, match="search is for the offline versions"):
+        search(model, env, samples=2, reset_seed=1)
+    assert search(model, env, samples=2, reset_seed=1, hindsight=True).rollouts == 2

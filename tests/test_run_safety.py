@@ -1,5 +1,5 @@
 """Nothing a training run reached is lost: dead workers, a dead parent, failed saves, an
-unwritable folder, two runs in one folder, Ctrl+C while cloning, and corrupt model files."""
+unwritable folder, two runs in one folder, Ctrl+C while cloning or in self-imitation, and corrupt model files."""
 
 from __future__ import annotations
 
@@ -173,6 +173,21 @@ def test_ctrl_c_while_cloning_stops_there_and_saves(tmp_path: Path) -> None:
     assert "pretraining on greedy stopped by SIGINT" in out and "stopped by SIGINT after 0 timesteps of this run" in out
     saved = Path(re.search(r"model saved: (\S+\.zip)$", out, re.MULTILINE).group(1))
     assert saved.name == f"bs3_N={N}_M={M}_s=0_{WORKLOAD}.zip" and saved.is_file()
+
+
+def test_ctrl_c_during_self_imitation_stops_there_and_saves_the_model_of_ppo(tmp_path: Path) -> None:
+    folder = version_copy("online", tmp_path)
+    argv = ["--num_steps", "2048", "--imitation_rounds", "1", "--imitation_episodes", "100000", "--imitation_samples", "2", "--queue_len", "6", *SMALL]
+    proc = start(folder, *argv)
+    wait_for_line(proc, "self-imitation: 1 round(s) of 100000 episodes")  # PPO is done, the first round's episodes are being played
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=HANG_GUARD_S)
+    assert proc.returncode == 130, err
+    assert "self-imitation stopped in round 1, while it played its episodes: the model is that of round 0" in out
+    assert "stopped by SIGINT after 2048 timesteps of this run" in out
+    saved = Path(re.search(r"model saved: (\S+\.zip)$", out, re.MULTILINE).group(1))
+    model, _ = load_checked_model(saved, "online")
+    assert model.num_timesteps == 2048
 
 
 @pytest.fixture(scope="module")
