@@ -65,23 +65,12 @@ def demonstrations(
         raise ValueError(f"unknown teacher {teacher!r}; choose from {', '.join(TEACHERS)}")
     env = make_env(version, env_config, type_tasks)
     policy = make_baseline(teacher)
-    observations, masks, actions, returns, ratios = [], [], [], [], []
+    recorder = _Recorder()
     for k in range(episodes):
         if should_stop():
             raise Stopped
-        obs, _ = env.reset(seed=DEMO_SEED + k)
-        policy.reset(env, DEMO_SEED + k)
-        rewards, terminated = [], False
-        while not terminated:
-            action = policy.act(env)
-            observations.append(obs)
-            masks.append(env.action_masks())
-            actions.append(action)
-            obs, reward, terminated, _, info = env.step(action)
-            rewards.append(reward)
-        returns.extend(np.cumsum(rewards[::-1])[::-1])
-        ratios.append(info["makespan_ratio"])
-    return Demonstrations(np.array(observations), np.array(masks), np.array(actions), np.array(returns, dtype=np.float32), float(np.mean(ratios)))
+        recorder.play(env, DEMO_SEED + k, lambda: policy.act(env), before=lambda seed: policy.reset(env, seed))
+    return recorder.demonstrations()
 
 
 def imitation_demonstrations(
@@ -104,24 +93,46 @@ def imitation_demonstrations(
     from migsched.search import search
 
     env = make_env(version, env_config, type_tasks)
-    observations, masks, actions, returns, ratios, deterministic = [], [], [], [], [], []
+    recorder, deterministic = _Recorder(), []
     for k in range(episodes):
         if should_stop():
             raise Stopped
         best = search(model, env, samples=samples, seed=seed + k, reset_seed=first_seed + k, batch=max(1, samples), temperature=temperature, hindsight=True)
         deterministic.append(best.deterministic.ratio)
-        obs, _ = env.reset(seed=first_seed + k)
-        rewards = []
-        for action in best.actions:
-            observations.append(obs)
-            masks.append(env.action_masks())
-            actions.append(action)
-            obs, reward, _, _, info = env.step(action)
+        recorder.play(env, first_seed + k, iter(best.actions).__next__)
+    return recorder.demonstrations(agent_ratio=float(np.mean(deterministic)))
+
+
+class _Recorder:
+    """Collects the steps of played episodes: observation, mask, action, return still to come."""
+
+    def __init__(self) -> None:
+        self.observations: list[np.ndarray] = []
+        self.masks: list[np.ndarray] = []
+        self.actions: list[int] = []
+        self.returns: list[float] = []
+        self.ratios: list[float] = []
+
+    def play(self, env: Any, seed: int, act: Callable[[], int], before: Callable[[int], None] | None = None) -> None:
+        """Play the episode `env.reset(seed=seed)` to its end with the actions `act()` gives
+        (`before(seed)` first, after the reset), recording every step."""
+        obs, _ = env.reset(seed=seed)
+        if before is not None:
+            before(seed)
+        rewards, terminated = [], False
+        while not terminated:
+            action = act()
+            self.observations.append(obs)
+            self.masks.append(env.action_masks())
+            self.actions.append(action)
+            obs, reward, terminated, _, info = env.step(action)
             rewards.append(reward)
-        returns.extend(np.cumsum(rewards[::-1])[::-1])
-        ratios.append(info["makespan_ratio"])
-    arrays = np.array(observations), np.array(masks), np.array(actions), np.array(returns, dtype=np.float32)
-    return Demonstrations(*arrays, float(np.mean(ratios)), float(np.mean(deterministic)))
+        self.returns.extend(np.cumsum(rewards[::-1])[::-1])
+        self.ratios.append(info["makespan_ratio"])
+
+    def demonstrations(self, agent_ratio: float | None = None) -> Demonstrations:
+        arrays = np.array(self.observations), np.array(self.masks), np.array(self.actions), np.array(self.returns, dtype=np.float32)
+        return Demonstrations(*arrays, float(np.mean(self.ratios)), agent_ratio)
 
 
 def clone(model: Any, data: Demonstrations, epochs: int, batch_size: int = 256, seed: int | None = None, should_stop: Callable[[], bool] = never) -> float:
