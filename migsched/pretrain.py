@@ -8,8 +8,9 @@ from the baseline's schedules and a critic that already knows what they are wort
 
 `imitation_demonstrations` records the agent's own best schedules instead: on each training
 episode, the best of its deterministic rollout and `samples` rollouts sampled from the policy
-itself (`search.search` at temperature 1, which on a training episode may see an online queue whole). Cloning them is self-imitation: the
-deterministic policy moves towards what its search finds.
+itself (`search.search` at temperature 1, which on a training episode may see an online queue
+whole). Cloning them is self-imitation: the deterministic policy moves towards what its
+sampling finds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from migsched.policies import make_baseline
+from migsched.search import search
 from migsched.versions import make_env
 
 TEACHERS = ("static", "greedy", "far")
@@ -90,8 +92,6 @@ def imitation_demonstrations(
     `demonstrations` records a teacher's; `teacher_ratio` is their mean makespan / lower bound,
     `agent_ratio` that of the deterministic rollouts.
     Raises Stopped as soon as `should_stop()` is true after an episode."""
-    from migsched.search import search
-
     env = make_env(version, env_config, type_tasks)
     recorder, deterministic = _Recorder(), []
     for k in range(episodes):

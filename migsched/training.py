@@ -5,7 +5,8 @@
 Top to bottom, as `main` runs it: check the flags (a bad one is a one-line error, exit 2, before
 anything is built); build the vectorised environments; build a new model or restore one whose
 spaces fit; train inside one `learn` with callbacks (entropy schedule, makespan-ratio logging,
-checkpoints, stop on SIGINT/SIGTERM); save the model atomically under a name that is still free.
+checkpoints, stop on SIGINT/SIGTERM); then the rounds of self-imitation, if asked; save the
+model atomically under a name that is still free.
 """
 
 from __future__ import annotations
@@ -449,6 +450,7 @@ class RunRecord:
     def __init__(self, version: str, args: argparse.Namespace, env_config: dict[str, Any], argv: Sequence[str], folder: Path) -> None:
         self.began = time.perf_counter()
         self.training_began: float | None = None
+        self.ppo_ended: float | None = None
         self.start_timesteps = 0
         self.ratios: deque[float] | None = None
         self.best: dict[str, Any] | None = None
@@ -500,7 +502,7 @@ class RunRecord:
         record = {**self.asked, "status": status, "wall_clock_s": round(time.perf_counter() - self.began, 3)}
         if model is not None:
             steps = model.num_timesteps - self.start_timesteps
-            seconds = time.perf_counter() - self.training_began if self.training_began else 0.0
+            seconds = (self.ppo_ended or time.perf_counter()) - self.training_began if self.training_began else 0.0
             record |= {
                 "timesteps": model.num_timesteps,
                 "steps_this_run": steps,
@@ -646,6 +648,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     finally:
         env.close()
     if args.imitation_rounds and not (stop.requested() or failure):
+        record.ppo_ended = time.perf_counter()  # the fps is PPO's
         self_imitation(model, version, env_config, args, stop.requested)
 
     reached = model.num_timesteps - start
