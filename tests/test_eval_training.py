@@ -127,13 +127,15 @@ def test_preset_fast_online_clones_static_learns_slowly_and_picks_the_reward_per
     assert parse_args("online", ["--preset", "fast"]).reward == "real"  # the default workload, good_scaling, is one of those with real
 
 
-def test_preset_fast_online_wide_times_replaces_ppo_by_self_imitation() -> None:
+def test_preset_fast_replaces_ppo_by_self_imitation_on_wide_times_online_and_for_direct_reconfig() -> None:
     settings = ("num_steps", "learning_rate", "lr_decay", "imitation_rounds", "imitation_learning_rate", "pretrain")
     for version in ("online", "float", "direct_reconfig"):
         for workload in WORKLOAD_NAMES:
             args = parse_args(version, ["--preset", "fast", "--type_tasks", workload])
             if (version, workload) == ("online", "wide_times"):  # the clone of static, one PPO rollout at learning rate 0, then 10 rounds
                 assert tuple(getattr(args, name) for name in settings) == (2048, 1e-4, True, 10, 3e-4, "static")
+            elif (version, workload) == ("direct_reconfig", "wide_times"):  # the same with the clone of greedy, 28 rounds
+                assert tuple(getattr(args, name) for name in settings) == (2048, 1e-3, True, 28, 3e-4, "greedy")
             else:
                 assert args.imitation_rounds == 0 and args.num_steps == 200_000_000
     args = parse_args("online", ["--preset", "fast", "--type_tasks", "wide_times", "--num_steps", "4096", "--imitation_rounds", "0"])
