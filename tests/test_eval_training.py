@@ -190,7 +190,8 @@ def test_preset_fast_clones_more_teacher_episodes_fewer_times_where_that_was_mea
 def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path) -> None:
     folder = version_copy("direct_reconfig", tmp_path)
     out = run(
-        folder, "train.py", "--preset", "fast", "--pretrain_episodes", "20", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "mix_scaling_soft", "--seed", "3"
+        folder, "train.py", "--preset", "fast", "--pretrain_episodes", "20", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "mix_scaling_soft", "--seed", "3",
+        "--imitation_rounds", "0",
     )  # fmt: skip
     assert "pretrained on greedy: " in out
     assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=lin_0.001" in out
