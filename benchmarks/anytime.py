@@ -42,6 +42,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from migsched.evaluation import load_model, schedule_hint
+from migsched.models import TRUST_FLAG, TRUST_HELP
 from migsched.policies import make_baseline
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
@@ -90,7 +91,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", choices=[v for v in VERSIONS if get_version(v).offline], required=True)
     parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, required=True)
-    parser.add_argument("--model", help="trained model zip of --version (without it: baselines and CP-SAT only)")
+    parser.add_argument("--model", help="trained model of --version, its zip or weights-only .pt (without it: baselines and CP-SAT only)")
+    parser.add_argument(TRUST_FLAG, action="store_true", help=f"with --model: {TRUST_HELP}")
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--first_seed", type=int, default=1000)
     parser.add_argument("--limits", default="0.01,0.1,1,5", help="comma-separated seconds per batch for the search and CP-SAT")
@@ -291,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("one core: torch uses 1 thread, CP-SAT 1 worker; pin the process with `taskset -c 0` so nothing else shares it", flush=True)
     model, env_config = None, {"N": args.N, "M": args.M}
     if args.model:
-        model, env_config = load_model(args.model, args.version)
+        model, env_config = load_model(args.model, args.version, trusted=args.trust_model)
     env = make_env(args.version, env_config, args.type_tasks)
     rows: list[Measurement] = []
     for episode in range(args.episodes):

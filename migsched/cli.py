@@ -16,6 +16,34 @@ from typing import Any
 
 #: The largest seed numpy and gymnasium accept (seeds are 0..2**32-1).
 SEED_MAX = 2**32 - 1
+#: The largest value each integer flag accepts, in every command that has it: far above any
+#: sensible run, low enough that a typo (an extra zero, a width in the millions) is refused
+#: instead of running for ever or filling the memory.
+UPPER_BOUNDS: dict[str, int] = {
+    "num_steps": 10**12,
+    "N": 256,
+    "M": 1000,
+    "n_envs": 256,
+    "rollout_steps": 10**7,
+    "n_epochs": 100,
+    "save_freq": 10**12,
+    "eval_episodes": 10_000,
+    "episodes": 1_000_000,
+    "pretrain_episodes": 1_000_000,
+    "pretrain_epochs": 1000,
+    "imitation_episodes": 1_000_000,
+    "imitation_samples": 100_000,
+    "imitation_epochs": 1000,
+    "queue_len": 1_000_000,
+}
+
+
+def check_bounds(parser: argparse.ArgumentParser, args: argparse.Namespace, flags: tuple[str, ...]) -> None:
+    """Exit through `parser.error` unless each of `flags` (None: not given) is in 1..UPPER_BOUNDS[flag]."""
+    for flag in flags:
+        value = getattr(args, flag)
+        if value is not None and not 1 <= value <= UPPER_BOUNDS[flag]:
+            parser.error(f"--{flag} must be a positive integer" + ("" if value < 1 else f" of at most {UPPER_BOUNDS[flag]}") + f", got {value}")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -15,13 +15,25 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from migsched.cli import SEED_MAX, OneLineParser, add_search_flags, check_image_file, check_output_file, check_search_flags, positive_float, seed_int
+from migsched.cli import (
+    SEED_MAX,
+    OneLineParser,
+    add_search_flags,
+    check_bounds,
+    check_image_file,
+    check_output_file,
+    check_search_flags,
+    positive_float,
+    seed_int,
+)
 from migsched.env import MigSchedEnv
+from migsched.models import TRUST_FLAG, TRUST_HELP, first_line, write_atomically
 from migsched.policies import BASELINES, make_baseline
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import EpisodeResult, run_episode
@@ -161,7 +173,12 @@ def summary(rows: Sequence[Row]) -> str:
 
 
 def write_csv(rows: Sequence[Row], path: str | Path) -> None:
-    """One line per episode and policy, with the columns of CSV_COLUMNS."""
+    """One line per episode and policy, with the columns of CSV_COLUMNS, written atomically (a
+    full disk leaves `path` as it was)."""
+    write_atomically(Path(path), partial(_write_rows, rows))
+
+
+def _write_rows(rows: Sequence[Row], path: str | Path) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
@@ -172,17 +189,19 @@ def write_csv(rows: Sequence[Row], path: str | Path) -> None:
             writer.writerow([row.episode, row.policy, f"{row.makespan:.6f}", f"{row.lower_bound:.6f}", f"{row.ratio:.6f}", optimal, seconds, from_hint])
 
 
-def load_model(path: str, version: str) -> tuple[Any, dict[str, int]]:
-    """Load a MaskablePPO zip and read N and M from it; refuse one that does not fit `version`."""
+def load_model(path: str, version: str, trusted: bool = False) -> tuple[Any, dict[str, int]]:
+    """Load a model (a zip, read without unpickling unless `trusted`, or a weights-only `.pt`) and
+    read N and M from it; refuse one that does not fit `version`."""
     from migsched.models import load_checked_model
 
-    return load_checked_model(path, version)
+    return load_checked_model(path, version, trusted=trusted)
 
 
 def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     """The flags of `evaluate.py`, checked, output paths included; any invalid one exits with status 2."""
     parser = OneLineParser(prog="evaluate.py", description=f"Evaluate a {version} agent and the baselines on the same seeded episodes.")
-    parser.add_argument("--model", help="trained model zip (without it, the baselines alone)")
+    parser.add_argument("--model", help="trained model: its zip or weights-only .pt (without it, the baselines alone)")
+    parser.add_argument(TRUST_FLAG, action="store_true", help=TRUST_HELP)
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--type_tasks", default="good_scaling", choices=WORKLOAD_NAMES)
     parser.add_argument("--seed", type=seed_int, default=0, help=f"seed of the first episode; episode k uses seed + k (0..{SEED_MAX})")
@@ -202,8 +221,9 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
         help="online only: tasks per episode" + (f" (default {defaults['queue_len']})" if "queue_len" in defaults else ""),
     )
     args = parser.parse_args(argv)
-    if args.episodes < 1 or args.N < 1 or args.M < 1 or (args.queue_len is not None and args.queue_len < 1):
-        parser.error("--episodes, --N, --M and --queue_len must be positive")
+    check_bounds(parser, args, ("episodes", "N", "M", "queue_len"))
+    if args.trust_model and not args.model:
+        parser.error(f"{TRUST_FLAG} says how to read --model; give --model")
     check_search_flags(parser, args, get_version(version).online)
     if args.seed + args.episodes - 1 > SEED_MAX:
         parser.error(f"--seed {args.seed} with --episodes {args.episodes}: the last episode's seed would pass {SEED_MAX}")
@@ -238,7 +258,7 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     model, env_config = None, {"N": args.N, "M": args.M}
     if args.model:
         try:
-            model, env_config = load_model(args.model, version)
+            model, env_config = load_model(args.model, version, trusted=args.trust_model)
         except (OSError, ValueError) as exc:
             print(f"evaluate.py: error: {exc}", file=sys.stderr)
             return 2
@@ -249,20 +269,27 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     )
     print(f"{version}, {args.type_tasks}, N={env_config['N']} M={env_config['M']}, {args.episodes} episodes from seed {args.seed}")
     print(summary(rows))
-    if args.csv:
-        write_csv(rows, args.csv)
-        print(f"wrote {args.csv}")
-    if args.gantt:
-        from migsched.plots import gantt
+    target = None
+    try:
+        if args.csv:
+            target = args.csv
+            write_csv(rows, args.csv)
+            print(f"wrote {args.csv}")
+        if args.gantt:
+            from migsched.plots import gantt
 
-        drawn = next(name for name in args.policies if results.get(name))
-        result = results[drawn][args.gantt_episode]
-        gantt(
-            result.schedule,
-            args.gantt,
-            title=f"{version} {drawn}, {args.type_tasks} episode {args.gantt_episode}: makespan {result.makespan:.1f} s, ratio {result.ratio:.3f}",
-        )
-        print(f"wrote {args.gantt}")
+            drawn = next(name for name in args.policies if results.get(name))
+            result = results[drawn][args.gantt_episode]
+            target = args.gantt
+            gantt(
+                result.schedule,
+                args.gantt,
+                title=f"{version} {drawn}, {args.type_tasks} episode {args.gantt_episode}: makespan {result.makespan:.1f} s, ratio {result.ratio:.3f}",
+            )
+            print(f"wrote {args.gantt}")
+    except OSError as exc:
+        print(f"evaluate.py: error: {target} not written ({exc.strerror or first_line(exc)}); the table above is complete", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -41,9 +41,19 @@ def gantt(schedule: Schedule, path: str | Path, title: str = "", task_names: Seq
     ax.set_title(title or f"makespan {schedule.makespan:.2f} s")
     ax.text(1.0, -0.16, "dark grey: reconfiguration, hatched: busy at the start", transform=ax.transAxes, ha="right", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, Path(path))
     return Path(path)
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Save and close `fig` atomically, in the format its suffix names: a full disk or a kill
+    leaves `path` as it was."""
+    from migsched.models import write_atomically
+
+    try:
+        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format=path.suffix.removeprefix(".").lower()))
+    finally:
+        plt.close(fig)
 
 
 def learning_curve(eval_csv: str | Path, path: str | Path, x: str = "timesteps") -> Path:

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from migsched import a100
-from migsched.cli import OneLineParser, add_search_flags, check_image_file, check_search_flags
+from migsched.cli import OneLineParser, add_search_flags, check_bounds, check_image_file, check_search_flags
 from migsched.env import MigSchedEnv
 from migsched.evaluation import load_model
+from migsched.models import TRUST_FLAG, TRUST_HELP, first_line
 from migsched.policies import BASELINES, make_baseline
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import EpisodeResult, Policy, run_episode
@@ -113,8 +114,9 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     """The flags of `schedule.py`, checked, the --gantt path included; any invalid one exits with status 2."""
     parser = OneLineParser(prog="schedule.py", description=f"Schedule a task file with a trained {version} agent or a baseline.")
     who = parser.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", help="trained model zip")
+    who.add_argument("--model", help="trained model: its zip or weights-only .pt")
     who.add_argument("--baseline", choices=[b for b in BASELINES if b != "random"], help="schedule with a baseline instead")
+    parser.add_argument(TRUST_FLAG, action="store_true", help=f"with --model: {TRUST_HELP}")
     parser.add_argument("--tasks", required=True, help="task file: 'Task NAME' then 'SIZE TIME' lines for sizes 1, 2, 3, 4, 7")
     parser.add_argument("--partition", type=int, default=1, help="initial partition 1..16 (idle)")
     parser.add_argument("--gantt", help="draw the schedule (PNG)")
@@ -126,8 +128,9 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 1 <= args.partition <= a100.NUM_PARTITIONS:
         parser.error(f"--partition must be in 1..{a100.NUM_PARTITIONS}")
-    if args.N < 1 or args.M < 1:
-        parser.error("--N and --M must be >= 1")
+    check_bounds(parser, args, ("N", "M"))
+    if args.trust_model and not args.model:
+        parser.error(f"{TRUST_FLAG} says how to read --model; give --model")
     check_search_flags(parser, args, get_version(version).online)
     if args.model and not Path(args.model).is_file():
         parser.error(f"model file not found: {args.model}")
@@ -141,7 +144,7 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     try:
         names, times = parse_task_file(args.tasks)
         if args.model:
-            model, env_config = load_model(args.model, version)
+            model, env_config = load_model(args.model, version, trusted=args.trust_model)
             play: Play = partial(play_policy, partial(AgentPolicy, model))
             if args.samples or args.time_limit is not None:
                 play = partial(play_search, model, args.samples or None, args.time_limit, args.temperature, args.seed)
@@ -172,6 +175,10 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
     if args.gantt:
         from migsched.plots import gantt
 
-        gantt(combined(batches), args.gantt, title=f"{version} {who}: {Path(args.tasks).name}, makespan {makespan:.2f} s", task_names=names)
+        try:
+            gantt(combined(batches), args.gantt, title=f"{version} {who}: {Path(args.tasks).name}, makespan {makespan:.2f} s", task_names=names)
+        except OSError as exc:
+            print(f"schedule.py: error: {args.gantt} not written ({exc.strerror or first_line(exc)}); the schedule above is complete", file=sys.stderr)
+            return 1
         print(f"wrote {args.gantt}")
     return 0

@@ -33,11 +33,29 @@ import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from migsched.cli import OneLineParser, check_output_file
+from migsched.a100 import NUM_SLICES
+from migsched.cli import UPPER_BOUNDS, OneLineParser, check_bounds, check_output_file
 from migsched.env import REWARDS
 from migsched.evaluation import PeriodicEvaluation
-from migsched.models import check_fits, claim, first_line, model_path, record_path, save_model, write_atomically, write_record
+from migsched.models import (
+    TRUST_FLAG,
+    TRUST_HELP,
+    WEIGHTS_SUFFIX,
+    ModelError,
+    check_fits,
+    claim,
+    clean_stale_runs,
+    first_line,
+    load_checked_model,
+    model_path,
+    record_path,
+    save_model,
+    weights_path,
+    write_model,
+    write_record,
+)
 from migsched.pretrain import IMITATION_SEED, TEACHERS, Stopped, clone, demonstrations, imitation_demonstrations
+from migsched.state import FIRST_RUN_ACTION
 from migsched.versions import REPO_ROOT, check_version, get_version
 from migsched.workers import FreeCoreThreads, WorkerDied, make_vec_env, runnable_elsewhere, threads_for_free_cores, torch_threads
 from migsched.workloads import WORKLOAD_NAMES
@@ -45,25 +63,11 @@ from migsched.workloads import WORKLOAD_NAMES
 #: The library's Adam (eps 1e-5 is SB3's default for it), fused: the same update in fewer kernels,
 #: measured 14% (float) to 25% (one_hot) faster per PPO update on CPU.
 OPTIMIZER_KWARGS = dict(eps=1e-5, fused=True)
-#: The largest value each integer flag accepts: far above any sensible run, low enough that a
-#: typo (an extra zero, a width in the millions) is refused instead of running for ever.
-UPPER_BOUNDS: dict[str, int] = {
-    "num_steps": 10**12,
-    "N": 256,
-    "M": 1000,
-    "n_envs": 256,
-    "rollout_steps": 10**7,
-    "n_epochs": 100,
-    "save_freq": 10**12,
-    "eval_episodes": 10_000,
-    "pretrain_episodes": 1_000_000,
-    "pretrain_epochs": 1000,
-    "imitation_episodes": 1_000_000,
-    "imitation_samples": 100_000,
-    "imitation_epochs": 1000,
-    "queue_len": 1_000_000,
-}
+#: The integer flags of train.py that UPPER_BOUNDS bounds.
+TRAIN_BOUNDED = tuple(flag for flag in UPPER_BOUNDS if flag not in ("episodes",))
 MAX_LAYERS, MAX_WIDTH = 16, 4096
+#: The share of this machine's memory a rollout buffer may take before train.py refuses the run.
+ROLLOUT_MEMORY_SHARE = 0.5
 #: Episodes averaged in `rollout/makespan_ratio`, as SB3 averages `ep_rew_mean`.
 STATS_WINDOW = 100
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -123,7 +127,10 @@ def build_parser(version: str) -> OneLineParser:
         if flag in defaults or flag == "queue_len":
             parser.add_argument(f"--{flag}", **kind, help=f"{SETTING_HELP[flag]} (default {defaults.get(flag, 'none')})")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="gpu: CUDA, honouring CUDA_VISIBLE_DEVICES (default cpu)")
-    parser.add_argument("--restore", help="model zip to continue training from, relative to the current directory")
+    parser.add_argument(
+        "--restore", help=f"model to continue training from (a zip, or the weights-only {WEIGHTS_SUFFIX} beside it), relative to the current directory"
+    )
+    parser.add_argument(TRUST_FLAG, action="store_true", help=f"with --restore: {TRUST_HELP}")
     parser.add_argument("--seed", type=int, help="seed of a reproducible run")
 
     def shown(changes: dict[str, Any]) -> str:
@@ -158,10 +165,7 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     if given.restore is not None:
         settings.pop("pretrain")  # a restored model is not pretrained, whatever the preset says
     args = parser.parse_args([*as_flags(settings), *argv])
-    for flag, highest in UPPER_BOUNDS.items():
-        value = getattr(args, flag)
-        if value is not None and not 1 <= value <= highest:
-            parser.error(f"--{flag} must be a positive integer" + ("" if value < 1 else f" of at most {highest}") + f", got {value}")
+    check_bounds(parser, args, TRAIN_BOUNDED)
     if args.imitation_rounds is not None and not 0 <= args.imitation_rounds <= 1000:
         parser.error(f"--imitation_rounds must be 0 (none) to 1000, got {args.imitation_rounds}")
     if args.imitation_learning_rate is not None and not 0 < args.imitation_learning_rate < math.inf:
@@ -200,6 +204,14 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     args.net_arch = [int(width) for width in widths]
     if args.pretrain == "none":
         args.pretrain = None
+    buffer_bytes = rollout_bytes(args.N, rollout)
+    if buffer_bytes > ROLLOUT_MEMORY_SHARE * physical_memory():
+        parser.error(
+            f"a rollout of {rollout} transitions at N={args.N} M={args.M} needs {buffer_bytes / 2**30:.1f} GiB of memory, more than half of this "
+            f"machine's {physical_memory() / 2**30:.1f} GiB: lower --rollout_steps, --N or --M"
+        )
+    if args.trust_model and args.restore is None:
+        parser.error(f"{TRUST_FLAG} says how to read the model of --restore; give --restore")
     if args.pretrain and args.restore is not None:
         parser.error("--pretrain warms up a new model; it cannot be combined with --restore")
     if not 2 <= args.batch_size <= rollout:
@@ -230,6 +242,19 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
             parser.error(f"--restore: the model was trained with --reward {trained_with}; a restore keeps it (drop --reward {given.reward})")
         args.reward = trained_with
     return args
+
+
+def physical_memory() -> int:
+    """This machine's memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def rollout_bytes(n_slots: int, transitions: int) -> int:
+    """At least what MaskablePPO's rollout buffer of `transitions` takes: per transition the
+    observation (MIG_MODEL.md section 7: 1 + 6N + 7 entries, +1 online), the action mask and a few
+    scalars, each as float32."""
+    observation = 1 + 6 * n_slots + NUM_SLICES + 1
+    return transitions * (observation + FIRST_RUN_ACTION + NUM_SLICES * n_slots + 8) * 4
 
 
 def unwritable_folder(folder: Path) -> str | None:
@@ -489,6 +514,7 @@ class RunRecord:
             "command": {"argv": ["train.py", *argv], "cwd": os.getcwd(), "script": str(folder / "train.py")},
             "libraries": library_versions(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "process": {"pid": os.getpid(), "host": platform.node()},
         }
 
     def training_started(self, model: Any, ratios: deque[float]) -> None:
@@ -535,31 +561,8 @@ def save_or_rescue(model: Any, path: Path, record: dict[str, Any], claimed: bool
 # --- main -------------------------------------------------------------------------------------
 
 
-def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = None) -> int:
-    """The `train.py` command of a version folder; returns the exit status. Models go to
-    `<folder>/trained_models/`: train.py passes its own folder (default: the version's folder in
-    this repository)."""
-    check_version(version)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(version, argv)
-    folder = Path(folder or REPO_ROOT / version).resolve()
-    env_config = {"N": args.N, "M": args.M, "reward": args.reward} | ({"queue_len": args.queue_len} if args.queue_len is not None else {})
-    record = RunRecord(version, args, env_config, argv, folder)
-    name = partial(model_path, folder, args.N, args.M, type_tasks=args.type_tasks)
-    try:
-        run_path = claim(name(steps=args.num_steps), record.snapshot(None, "running"))
-    except OSError as exc:
-        print(f"train.py: error: cannot write models in {name(steps=0).parent}: {exc.strerror or first_line(exc)}", file=sys.stderr)
-        return 2
-    adapt_threads = args.device == "cpu" and "OMP_NUM_THREADS" not in os.environ
-    if adapt_threads:
-        torch.set_num_threads(threads_for_free_cores(torch_threads(args.n_envs, args.vec_env), runnable_elsewhere()))
-    torch.distributions.Distribution.set_default_validate_args(False)  # argument checks cost ~10% of the fps
-
-    stop = StopOnSignal()
-    previous = {signum: signal.signal(signum, stop.handle) for signum in EXIT_STATUS}
-    env = make_vec_env(version, env_config, args.type_tasks, args.n_envs, args.vec_env)
-    device = "cuda" if args.device == "gpu" else "cpu"
+def build_model(version: str, args: argparse.Namespace, env: Any, device: str) -> Any:
+    """The run's MaskablePPO on `env`: restored from `--restore` (ModelError if it cannot be), or new."""
     settings = dict(
         n_steps=rollout_size(args.n_envs, args.rollout_steps) // args.n_envs,
         batch_size=args.batch_size,
@@ -570,26 +573,106 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
         seed=args.seed,
         device=device,
     )
-    failure: str | None = None
     if args.restore is not None:
-        model = MaskablePPO.load(args.restore, env=env, **settings)
+        if Path(args.restore).suffix == WEIGHTS_SUFFIX:
+            settings |= dict(gamma=args.gamma, ent_coef=args.ent_coef[0])
+        model, _ = load_checked_model(args.restore, version, trusted=args.trust_model, env=env, **settings)
     else:
         net_arch = dict(pi=args.net_arch, vf=args.net_arch)
         model = MaskablePPO(
             "MlpPolicy", env, gamma=args.gamma, ent_coef=args.ent_coef[0], policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings
         )
-        if args.pretrain:
-            try:
-                data = demonstrations(version, env_config, args.type_tasks, args.pretrain, args.pretrain_episodes, should_stop=stop.requested)
-                agreement = clone(model, data, args.pretrain_epochs, seed=args.seed, should_stop=stop.requested)
-            except Stopped:
-                print(f"pretraining on {args.pretrain} stopped by {signal.Signals(stop.signum).name}", flush=True)
-            else:
-                print(
-                    f"pretrained on {args.pretrain}: {len(data)} steps of {args.pretrain_episodes} episodes (its mean makespan / lower bound "
-                    f"{data.teacher_ratio:.4f}), {args.pretrain_epochs} epochs, the policy now agrees on {agreement:.1%} of them",
-                    flush=True,
-                )
+    model.migsched_version = version  # saved with the model: every command checks it
+    return model
+
+
+def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = None) -> int:
+    """The `train.py` command of a version folder; returns the exit status. Models go to
+    `<folder>/trained_models/`: train.py passes its own folder (default: the version's folder in
+    this repository). Everything that can be checked, the model built or restored included, is
+    before the run claims its name; a failure after the claim is written in its record."""
+    check_version(version)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(version, argv)
+    folder = Path(folder or REPO_ROOT / version).resolve()
+    env_config = {"N": args.N, "M": args.M, "reward": args.reward} | ({"queue_len": args.queue_len} if args.queue_len is not None else {})
+    record = RunRecord(version, args, env_config, argv, folder)
+    name = partial(model_path, folder, args.N, args.M, type_tasks=args.type_tasks)
+    models = name(steps=0).parent
+    try:
+        models.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=models):
+            pass
+    except OSError as exc:
+        print(f"train.py: error: cannot write models in {models}: {exc.strerror or first_line(exc)}", file=sys.stderr)
+        return 2
+    for note in clean_stale_runs(models):
+        print(note, flush=True)
+    adapt_threads = args.device == "cpu" and "OMP_NUM_THREADS" not in os.environ
+    if adapt_threads:
+        torch.set_num_threads(threads_for_free_cores(torch_threads(args.n_envs, args.vec_env), runnable_elsewhere()))
+    torch.distributions.Distribution.set_default_validate_args(False)  # argument checks cost ~10% of the fps
+
+    stop = StopOnSignal()
+    previous = {signum: signal.signal(signum, stop.handle) for signum in EXIT_STATUS}
+    env = make_vec_env(version, env_config, args.type_tasks, args.n_envs, args.vec_env)
+    device = "cuda" if args.device == "gpu" else "cpu"
+    try:
+        model = build_model(version, args, env, device)
+        run_path = claim(name(steps=args.num_steps), record.snapshot(None, "running"))
+    except (ModelError, MemoryError, OSError) as exc:
+        env.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if isinstance(exc, ModelError):
+            problem = f"--restore: {exc}"
+        elif isinstance(exc, MemoryError):
+            problem = "not enough memory for the model and its rollout buffer: lower --rollout_steps, --N or --M"
+        else:
+            problem = f"cannot write models in {models}: {exc.strerror or first_line(exc)}"
+        print(f"train.py: error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return run(version, args, record, env, model, run_path, name, stop, adapt_threads)
+    except Exception as exc:
+        status = f"failed: {type(exc).__name__}: {first_line(exc)}"
+        try:
+            write_record(record_path(run_path), record.snapshot(model, status))
+        except OSError:
+            pass  # the error below still says what happened
+        print(f"train.py: error: the run {status} (recorded in {record_path(run_path)})", file=sys.stderr)
+        return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run(
+    version: str,
+    args: argparse.Namespace,
+    record: RunRecord,
+    env: Any,
+    model: Any,
+    run_path: Path,
+    name: Callable[..., Path],
+    stop: StopOnSignal,
+    adapt_threads: bool,
+) -> int:
+    """The run after its name is claimed: the clone, PPO, self-imitation and the final save."""
+    env_config = record.asked["env_config"]
+    failure: str | None = None
+    if args.pretrain:
+        try:
+            data = demonstrations(version, env_config, args.type_tasks, args.pretrain, args.pretrain_episodes, should_stop=stop.requested)
+            agreement = clone(model, data, args.pretrain_epochs, seed=args.seed, should_stop=stop.requested)
+        except Stopped:
+            print(f"pretraining on {args.pretrain} stopped by {signal.Signals(stop.signum).name}", flush=True)
+        else:
+            print(
+                f"pretrained on {args.pretrain}: {len(data)} steps of {args.pretrain_episodes} episodes (its mean makespan / lower bound "
+                f"{data.teacher_ratio:.4f}), {args.pretrain_epochs} epochs, the policy now agrees on {agreement:.1%} of them",
+                flush=True,
+            )
     model.env_config = env_config  # saved with the model: restores and evaluate.py read N, M and the reward from it
 
     ratio_log = MakespanRatioLog()
@@ -609,7 +692,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
 
         def save_best(model: MaskablePPO) -> Path:
             record.best = {"timesteps": model.num_timesteps, "makespan_ratio": evaluation.best, "model": str(best)}
-            write_atomically(best, model.save)
+            write_model(model, best)
             write_record(record_path(best), record.snapshot(model, "best") | {"model": str(best)})
             return best
 
@@ -621,6 +704,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     start = model.num_timesteps
     if args.lr_decay:
         model.lr_schedule = LinearToZero(args.learning_rate, start, args.num_steps)
+    device = "cuda" if args.device == "gpu" else "cpu"
     print(
         f"hyperparameters: n_envs={args.n_envs} ({args.vec_env if args.n_envs > 1 else 'in process'}), n_steps={model.n_steps}, "
         f"batch_size={model.batch_size}, n_epochs={model.n_epochs}, learning_rate={'lin_' if args.lr_decay else ''}{model.learning_rate}, gamma={model.gamma}, "
@@ -665,7 +749,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     path, problem = save_or_rescue(model, run_path if finished else name(steps=reached), final, claimed=finished)
     if path is not None:
         print(f"model saved: {path}", flush=True)
-    final_record = final | {"model": str(path) if path else None}
+    final_record = final | {"model": str(path) if path else None} | ({"weights": str(weights_path(path))} if path and weights_path(path).exists() else {})
     if not finished:
         try:
             write_record(record_path(run_path), final_record)
@@ -676,8 +760,6 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
             write_record(Path(args.record), final_record)
         except OSError as exc:
             problem = "; ".join(filter(None, (problem, f"--record {args.record} not written ({exc.strerror or first_line(exc)})")))
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
     if failure or problem:
         print(f"train.py: error: {'; '.join(filter(None, (failure, problem)))}" + (f"; model saved: {path}" if path and failure else ""), file=sys.stderr)
         return 1

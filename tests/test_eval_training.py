@@ -81,7 +81,8 @@ def test_evaluate_with_a_model_reports_the_agent_and_its_wins(trained: Path, tmp
 def test_a_model_of_another_version_is_refused(trained: Path, capsys) -> None:
     assert evaluate_main("one_hot", ["--model", str(trained / f"{STEM}.zip"), "--episodes", "1"]) == 2
     err = capsys.readouterr().err
-    assert "does not fit one_hot" in err and "N=4" in err
+    assert "is a model of the float version, not one_hot: use it with float/'s commands" in err
+    assert err.startswith("evaluate.py: error: ") and err.count("\n") == 1
 
 
 def test_schedule_with_the_model_prints_every_task_once(trained: Path) -> None:

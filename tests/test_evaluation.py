@@ -78,7 +78,11 @@ def test_cli_writes_the_csv_and_the_gantt_chart(tmp_path: Path) -> None:
         (["--policies", "optimal"], "not available here"),
         (["--policies", ","], "--policies: empty list"),
         (["--policies", "static,greedy,static"], "--policies: listed twice: static"),
-        (["--episodes", "0"], "must be positive"),
+        (["--episodes", "0"], "--episodes must be a positive integer, got 0"),
+        (["--episodes", "100000000"], "--episodes must be a positive integer of at most 1000000, got 100000000"),
+        (["--N", "100000000"], "--N must be a positive integer of at most 256, got 100000000"),
+        (["--M", "100000"], "--M must be a positive integer of at most 1000, got 100000"),
+        (["--trust_model"], "--trust_model says how to read --model; give --model"),
         (["--model", "missing.zip"], "model file not found"),
         (["--type_tasks", "heavy"], "invalid choice"),
         (["--cpsat_time", "nan"], "argument --cpsat_time: expected a finite number above 0"),
@@ -124,7 +128,7 @@ def test_an_output_path_is_checked_before_any_episode(flag: str, where: str, rea
 def raising(error: Exception) -> Callable[..., None]:
     """A stand-in for load_model that raises `error`."""
 
-    def load(*args: object) -> None:
+    def load(*args: object, **kwargs: object) -> None:
         raise error
 
     return load

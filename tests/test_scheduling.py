@@ -120,10 +120,15 @@ def test_every_error_is_one_line(monkeypatch, capsys) -> None:
     assert "one of the arguments --model --baseline is required" in one_line_error(["--tasks", tasks], capsys)
     assert "invalid choice: 'random'" in one_line_error(["--baseline", "random", "--tasks", tasks], capsys)
     assert "--partition must be in 1..16" in one_line_error(["--baseline", "static", "--tasks", tasks, "--partition", "0"], capsys)
+    assert "--N must be a positive integer of at most 256, got 100000000" in one_line_error(
+        ["--baseline", "greedy", "--tasks", tasks, "--N", "100000000"], capsys
+    )
+    assert "--M must be a positive integer, got 0" in one_line_error(["--baseline", "greedy", "--tasks", tasks, "--M", "0"], capsys)
+    assert "--trust_model says how to read --model" in one_line_error(["--baseline", "greedy", "--tasks", tasks, "--trust_model"], capsys)
     model = DATA / "small_tasks.txt"  # any existing file: load_model is replaced
     for error in (OSError("m.zip: policy.pth is missing"), ValueError("m.zip: policy.pth is not a torch state dict")):
 
-        def load(path: str, version: str, error: Exception = error) -> None:
+        def load(path: str, version: str, trusted: bool = False, error: Exception = error) -> None:
             raise error
 
         monkeypatch.setattr("migsched.scheduling.load_model", load)

@@ -25,7 +25,7 @@ from conftest import ROOT, script_env, version_copy
 from sb3_contrib import MaskablePPO
 
 from migsched import VERSIONS, versions
-from migsched.models import load_checked_model, model_path, save_model
+from migsched.models import ModelError, load_checked_model, model_path, save_model
 from migsched.training import EntropySchedule, LinearToZero, entropy_coefficient, main, parse_args
 from migsched.versions import get_version
 from migsched.workers import FreeCoreThreads, runnable_elsewhere, threads_for_free_cores
@@ -314,15 +314,21 @@ def test_the_script_itself_prints_one_line_and_exits_2() -> None:
 
 
 def test_a_mismatched_restore_names_both_and_exits_2(version: str, runs, capsys) -> None:
-    float_model = str(runs["float"]["short"].saved()[-1])
-    if version in ("float", "entropy", "direct_reconfig"):  # the float model fits these spaces at N=4 M=5
-        err = fails(version, ["--N", str(N + 1), "--M", str(M), "--restore", float_model], capsys)
-        assert f"does not fit {version} with N={N + 1} M={M}" in err and f"trained with N={N} M={M}" in err
-        err = fails(version, ["--N", str(N), "--M", str(M + 1), "--restore", float_model], capsys)
-        assert f"with N={N} M={M + 1}" in err and f"trained with N={N} M={M}" in err
-    else:
-        err = fails(version, ["--N", str(N), "--M", str(M), "--restore", float_model], capsys)
-        assert f"does not fit {version} with N={N} M={M}" in err and "Box(0.0, 1.0, (32,), float32) -> Discrete(45)" in err
+    own = str(runs[version]["short"].saved()[-1])
+    err = fails(version, ["--N", str(N + 1), "--M", str(M), "--restore", own], capsys)
+    assert f"does not fit {version} with N={N + 1} M={M}" in err and f"trained with N={N} M={M}" in err
+    err = fails(version, ["--N", str(N), "--M", str(M + 1), "--restore", own], capsys)
+    assert f"with N={N} M={M + 1}" in err and f"trained with N={N} M={M}" in err
+
+
+def test_another_versions_model_is_refused_even_where_its_spaces_fit(version: str, runs, capsys) -> None:
+    other = "entropy" if version == "float" else "float"  # float's spaces are entropy's and direct_reconfig's
+    model = str(runs[other]["short"].saved()[-1])
+    err = fails(version, ["--N", str(N), "--M", str(M), "--restore", model], capsys)
+    assert f"is a model of the {other} version, not {version}" in err
+    for stored in (model, str(Path(model).with_suffix(".pt"))):
+        with pytest.raises(ModelError, match=f"a model of the {other} version, not {version}"):
+            load_checked_model(stored, version)
 
 
 def test_pretrain_is_for_a_new_model_only(runs, capsys) -> None:
