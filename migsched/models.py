@@ -313,9 +313,10 @@ def check_version_of(trained: str | None, version: str, path: str | Path) -> Non
         raise ModelError(f"{path} is a model of the {trained} version, not {version}: use it with {trained}/'s commands")
 
 
-def check_fits(path: str | Path, version: str, n_slots: int, levels: int) -> dict[str, Any]:
+def check_fits(path: str | Path, version: str, n_slots: int, levels: int, trusted: bool = False) -> dict[str, Any]:
     """The model's plain data; a ModelError naming both sides unless `path` is a readable model of
-    `version` with its spaces, N and M. Reads `.pt` weights-only files too. Runs no code from the file."""
+    `version` with its spaces, N and M (and, unless `trusted`, readable without unpickling). Reads
+    `.pt` weights-only files too. Runs no code from the file."""
     if not str(path).strip():
         raise ModelError("the model path is empty")
     if not Path(path).is_file():
@@ -338,6 +339,8 @@ def check_fits(path: str | Path, version: str, n_slots: int, levels: int) -> dic
             f"M={trained_m or '?'} ({describe(saved[0])} -> {describe(saved[1])}), "
             f"this needs {describe(env.observation_space)} -> {describe(env.action_space)}"
         )
+    if not trusted:
+        untrusted_objects(data, env, path)
     check_weights(path)
     return data
 
@@ -403,7 +406,7 @@ def load_checked_model(path: str | Path, version: str, trusted: bool = False, en
     n_slots, levels = trained_dims(data, path)
     if levels is None:
         raise ModelError(f"{path}: its M is not recorded in the model nor in its name (_M=<levels>_)")
-    check_fits(path, version, n_slots, levels)
+    check_fits(path, version, n_slots, levels, trusted)
     config = saved_env_config(data, n_slots, levels)
     if get_version(version).offline:
         config.pop("queue_len", None)

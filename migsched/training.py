@@ -234,7 +234,7 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         check_output_file(parser, "--record", args.record)
     if args.restore is not None:
         try:
-            data = check_fits(args.restore, version, args.N, args.M)
+            data = check_fits(args.restore, version, args.N, args.M, trusted=args.trust_model)
         except ValueError as exc:
             parser.error(f"--restore: {exc}")
         trained_with = (data.get("env_config") or {}).get("reward", "levels")

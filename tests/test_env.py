@@ -304,3 +304,12 @@ def test_gymnasium_check_env_passes_with_valid_actions_on_fresh_full_size_envs(v
         env.reset(seed=seed)
         env.action_space.seed(seed)
         env_checker.check_env(env, skip_render_check=True)
+
+
+def test_gymnasiums_own_checker_stops_where_its_action_is_masked_after_its_reset() -> None:
+    """docs/model.md: the unmodified checker draws its action before `reset(seed=123)`; on a fresh
+    online env that action is masked there, and a masked action raises (MIG_MODEL.md section 4)."""
+    from gymnasium.utils import env_checker
+
+    with pytest.raises(ValueError, match=r"action \d+ is masked in this state"):
+        env_checker.check_env(make_env("online", {"N": 14, "M": 14}, "wide_times"), skip_render_check=True)
