@@ -11,11 +11,17 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: The largest seed numpy and gymnasium accept (seeds are 0..2**32-1).
 SEED_MAX = 2**32 - 1
+#: Seconds per CP-SAT solve unless a command is told otherwise: evaluate.py, sweep.py and the benchmarks share it.
+CPSAT_SECONDS = 10.0
 #: The largest value each integer flag accepts, in every command that has it: far above any
 #: sensible run, low enough that a typo (an extra zero, a width in the millions) is refused
 #: instead of running for ever or filling the memory.
@@ -132,17 +138,16 @@ def check_image_file(parser: argparse.ArgumentParser, flag: str, path: str | os.
         parser.error(f"{flag} {path}: {problem}")
 
 
-def add_search_flags(parser: argparse.ArgumentParser, per: str) -> None:
-    """`--samples`, `--time_limit` and `--temperature`: the agent's search (`migsched.search`) per `per` ("episode" or "batch")."""
+def add_search_flags(parser: argparse.ArgumentParser, online: bool) -> None:
+    """`--samples`, `--time_limit` and `--temperature`: the agent's search of a batch (`migsched.search`).
+    Not offered online: an online episode has no batch to search (its tasks arrive as they are revealed)."""
     from migsched.search import DEFAULT_TEMPERATURE
 
+    if online:
+        return
+    parser.add_argument("--samples", type=int, default=0, help="search: also try K stochastic rollouts of the agent per batch and keep the best (default 0)")
     parser.add_argument(
-        "--samples", type=int, default=0, help=f"search: also try K stochastic rollouts of the agent per {per} and keep the best (offline versions)"
-    )
-    parser.add_argument(
-        "--time_limit",
-        type=positive_float,
-        help=f"search: keep sampling the agent's rollouts for this many seconds per {per} and keep the best (offline versions)",
+        "--time_limit", type=positive_float, help="search: keep sampling the agent's rollouts for this many seconds per batch and keep the best (default: none)"
     )
     parser.add_argument(
         "--temperature",
@@ -152,17 +157,26 @@ def add_search_flags(parser: argparse.ArgumentParser, per: str) -> None:
     )
 
 
-def check_search_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, online: bool) -> bool:
-    """Exit through `parser.error` for a search that cannot be: a negative `--samples`, online, or
-    without `--model`. Returns whether a search was asked for."""
+def check_search_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
+    """Exit through `parser.error` for a search that cannot be: a negative `--samples`, or without
+    `--model`. Fills in no search for a version that offers none. Returns whether a search was asked for."""
+    from migsched.search import DEFAULT_TEMPERATURE
+
+    if not hasattr(args, "samples"):
+        args.samples, args.time_limit, args.temperature = 0, None, DEFAULT_TEMPERATURE
     if args.samples < 0:
         parser.error(f"--samples must be >= 0, got {args.samples}")
     searching = bool(args.samples) or args.time_limit is not None
-    if searching and online:
-        parser.error(
-            "--samples and --time_limit search a whole batch, which an online episode does not have "
-            "(its tasks arrive as they are revealed): the online agent is measured and schedules without search"
-        )
     if searching and not args.model:
         parser.error("--samples and --time_limit search with the agent: give --model")
     return searching
+
+
+def progress(iterable: Iterable[T], total: int, desc: str, unit: str) -> Iterable[T]:
+    """`iterable` with a progress bar on stderr when stderr is a terminal (or MIGSCHED_PROGRESS=1
+    asks for one): the count, the rate and the time left. Otherwise `iterable` itself."""
+    if os.environ.get("MIGSCHED_PROGRESS") != "1" and not sys.stderr.isatty():
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from migsched.cli import (
+    CPSAT_SECONDS,
     SEED_MAX,
     OneLineParser,
     add_search_flags,
@@ -30,10 +31,11 @@ from migsched.cli import (
     check_output_file,
     check_search_flags,
     positive_float,
+    progress,
     seed_int,
 )
 from migsched.env import MigSchedEnv
-from migsched.models import TRUST_FLAG, TRUST_HELP, first_line, write_atomically
+from migsched.models import TRUST_FLAG, TRUST_HELP, ModelError, first_line, read_facts, write_atomically
 from migsched.policies import BASELINES, make_baseline
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import EpisodeResult, run_episode
@@ -108,7 +110,7 @@ def evaluate(
     policies: Sequence[str],
     model: Any = None,
     samples: int = 0,
-    cpsat_time: float = 10.0,
+    cpsat_time: float = CPSAT_SECONDS,
     time_limit: float | None = None,
     temperature: float = DEFAULT_TEMPERATURE,
 ) -> tuple[list[Row], dict[str, dict[int, EpisodeResult]]]:
@@ -119,7 +121,7 @@ def evaluate(
     rows, results = [], {}
     for name in policies:
         results[name] = {}
-        for episode in range(episodes):
+        for episode in progress(range(episodes), episodes, name, "episode"):
             episode_seed = seed + episode
             if name == "cpsat":
                 env.reset(seed=episode_seed)
@@ -198,39 +200,60 @@ def load_model(path: str, version: str, trusted: bool = False) -> tuple[Any, dic
 
 
 def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
-    """The flags of `evaluate.py`, checked, output paths included; any invalid one exits with status 2."""
+    """The flags of `evaluate.py`, checked, output paths included; any invalid one exits with status 2.
+    With `--model`, N, M and the workload are the model's unless given (N and M must then agree)."""
+    info = get_version(version)
+    defaults = info.defaults
     parser = OneLineParser(prog="evaluate.py", description=f"Evaluate a {version} agent and the baselines on the same seeded episodes.")
-    parser.add_argument("--model", help="trained model: its zip or weights-only .pt (without it, the baselines alone)")
+    parser.add_argument("--model", help="trained model: its zip or weights-only .pt (default: none, the baselines alone)")
     parser.add_argument(TRUST_FLAG, action="store_true", help=TRUST_HELP)
-    parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--type_tasks", default="good_scaling", choices=WORKLOAD_NAMES)
-    parser.add_argument("--seed", type=seed_int, default=0, help=f"seed of the first episode; episode k uses seed + k (0..{SEED_MAX})")
-    add_search_flags(parser, per="episode")
-    parser.add_argument("--policies", help=f"comma-separated, from {','.join(POLICY_NAMES)} (default: all that apply)")
-    parser.add_argument("--csv", help="write one row per episode and policy")
-    parser.add_argument("--gantt", help="draw one episode as a Gantt chart (PNG)")
-    parser.add_argument("--gantt_episode", type=int, default=0)
-    parser.add_argument("--cpsat_time", type=positive_float, default=10.0, help="seconds per CP-SAT solve")
-    defaults = get_version(version).defaults
-    parser.add_argument("--N", type=int, default=defaults["N"], help=f"without --model: ready task slots (default {defaults['N']})")
-    parser.add_argument("--M", type=int, default=defaults["M"], help=f"without --model: levels (default {defaults['M']})")
+    parser.add_argument("--episodes", type=int, default=100, help="seeded episodes to evaluate (default 100)")
     parser.add_argument(
-        "--queue_len",
-        type=int,
-        default=defaults.get("queue_len"),
-        help="online only: tasks per episode" + (f" (default {defaults['queue_len']})" if "queue_len" in defaults else ""),
+        "--type_tasks",
+        choices=WORKLOAD_NAMES,
+        help=f"workload of the episodes (default: the model's, else {defaults['type_tasks']}): {', '.join(WORKLOAD_NAMES)}",
     )
+    parser.add_argument("--seed", type=seed_int, default=0, help=f"seed of the first episode; episode k uses seed + k (0..{SEED_MAX}; default 0)")
+    add_search_flags(parser, online=info.online)
+    parser.add_argument(
+        "--policies",
+        help=f"comma-separated, from {','.join(POLICY_NAMES)} (default: agent with --model, and {','.join(BASELINES)}; "
+        "cpsat, the near-optimal reference, only when named: it takes --cpsat_time per episode)",
+    )
+    parser.add_argument("--csv", help="write one row per episode and policy to this file (default: none)")
+    parser.add_argument("--gantt", help="draw one episode as a Gantt chart to this image file, .png, .pdf or .svg (default: none)")
+    parser.add_argument("--gantt_episode", type=int, default=0, help="which episode --gantt draws, 0 is the first (default 0)")
+    parser.add_argument("--cpsat_time", type=positive_float, default=CPSAT_SECONDS, help=f"seconds per CP-SAT solve (default {CPSAT_SECONDS:g})")
+    parser.add_argument("--N", type=int, help=f"ready task slots (default: the model's, else {defaults['N']})")
+    parser.add_argument("--M", type=int, help=f"discretization levels (default: the model's, else {defaults['M']})")
+    if info.online:
+        parser.add_argument("--queue_len", type=int, default=defaults["queue_len"], help=f"tasks per episode (default {defaults['queue_len']})")
     args = parser.parse_args(argv)
+    args.queue_len = getattr(args, "queue_len", None)
     check_bounds(parser, args, ("episodes", "N", "M", "queue_len"))
     if args.trust_model and not args.model:
         parser.error(f"{TRUST_FLAG} says how to read --model; give --model")
-    check_search_flags(parser, args, get_version(version).online)
+    check_search_flags(parser, args)
     if args.seed + args.episodes - 1 > SEED_MAX:
         parser.error(f"--seed {args.seed} with --episodes {args.episodes}: the last episode's seed would pass {SEED_MAX}")
-    if args.model and not Path(args.model).is_file():
-        parser.error(f"model file not found: {args.model}")
-    offline = get_version(version).offline
-    available = [p for p in POLICY_NAMES if (p != "agent" or args.model) and (p != "cpsat" or offline)]
+    args.workload_note = None
+    if args.model:
+        try:
+            facts = read_facts(args.model, version)
+        except ModelError as exc:
+            parser.error(str(exc))
+        for flag in ("N", "M"):
+            given, trained = getattr(args, flag), getattr(facts, flag)
+            if given is not None and trained is not None and given != trained:
+                parser.error(f"--{flag} {given}: the model was trained with {flag}={trained}; drop --{flag}")
+        args.N, args.M = facts.N, facts.M if facts.M is not None else args.M
+        if args.type_tasks is not None and facts.type_tasks not in (None, args.type_tasks):
+            args.workload_note = f"evaluate.py: note: the model was trained on {facts.type_tasks}; evaluating on {args.type_tasks}, as --type_tasks asks"
+        args.type_tasks = args.type_tasks or facts.type_tasks
+    args.N = args.N or defaults["N"]
+    args.M = args.M or defaults["M"]
+    args.type_tasks = args.type_tasks or defaults["type_tasks"]
+    available = [p for p in POLICY_NAMES if (p != "agent" or args.model) and (p != "cpsat" or info.offline)]
     if args.policies is not None:
         args.policies = [p.strip() for p in args.policies.split(",") if p.strip()]
         unknown = [p for p in args.policies if p not in available]
@@ -242,7 +265,7 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
         if twice:
             parser.error(f"--policies: listed twice: {','.join(twice)}")
     else:
-        args.policies = available
+        args.policies = [p for p in available if p != "cpsat"]
     if not 0 <= args.gantt_episode < args.episodes:
         parser.error("--gantt_episode must be one of the evaluated episodes")
     if args.gantt and args.policies == ["cpsat"]:
@@ -264,6 +287,10 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
             return 2
     if get_version(version).online:
         env_config["queue_len"] = args.queue_len
+    if args.workload_note:
+        print(args.workload_note, file=sys.stderr)
+    if "cpsat" in args.policies:
+        print(f"cpsat: up to {args.cpsat_time:g} s per episode, {args.episodes} episodes: up to {args.cpsat_time * args.episodes / 60:.1f} min", flush=True)
     rows, results = evaluate(
         version, env_config, args.type_tasks, args.episodes, args.seed, args.policies, model, args.samples, args.cpsat_time, args.time_limit, args.temperature
     )

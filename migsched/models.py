@@ -24,13 +24,13 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gymnasium import spaces
 
 from migsched.a100 import NUM_SLICES
 from migsched.state import FIRST_RUN_ACTION
-from migsched.versions import get_version, make_env
+from migsched.versions import VERSIONS, get_version, make_env
 
 MODELS_FOLDER = "trained_models"
 #: Files of another name's run that also make a stem taken (runs of older versions wrote no record).
@@ -420,6 +420,43 @@ def load_checked_model(path: str | Path, version: str, trusted: bool = False, en
     return model, config
 
 
+class ModelFacts(NamedTuple):
+    """What a model file says it was trained for: the settings a command inherits from it."""
+
+    version: str | None
+    N: int
+    M: int | None
+    reward: str
+    type_tasks: str | None
+
+
+def read_facts(path: str | Path, version: str | None = None) -> ModelFacts:
+    """The facts of the model in `path` (a zip or a `.pt`), read without running code; ModelError
+    if it is not a model or is not one of `version` (None: any). The workload comes from the model, else from
+    its run record, else None."""
+    if not str(path).strip():
+        raise ModelError("the model path is empty")
+    if not Path(path).is_file():
+        raise ModelError(f"model file not found: {path}")
+    if Path(path).suffix == WEIGHTS_SUFFIX:
+        agent = read_weights(path, version)
+        config = agent.env_config
+        return ModelFacts(agent.version, config["N"], config["M"], config.get("reward", "levels"), agent.type_tasks)
+    data = read_model_data(path)
+    trained = trained_version(data, path)
+    if version is not None:
+        check_version_of(trained, version, path)
+    n_slots, levels = trained_dims(data, path)
+    config = data.get("env_config") if isinstance(data.get("env_config"), dict) else {}
+    workload = data.get("type_tasks")
+    if not isinstance(workload, str):
+        try:
+            workload = json.loads(record_path(Path(path)).read_text()).get("type_tasks")
+        except (OSError, ValueError, AttributeError):
+            workload = None
+    return ModelFacts(trained, n_slots, levels, config.get("reward", "levels"), workload if isinstance(workload, str) else None)
+
+
 # --- the weights-only form --------------------------------------------------------------------
 
 
@@ -434,6 +471,7 @@ class WeightsFile:
     net_arch: dict[str, list[int]]
     timesteps: int
     policy: dict[str, Any]
+    type_tasks: str | None = None
 
     def model(self, env: Any = None, **kwargs: Any) -> Any:
         """A MaskablePPO with these weights (on `env`, or a new env of the file's version)."""
@@ -454,6 +492,7 @@ class WeightsFile:
         model.num_timesteps = self.timesteps
         model.env_config = dict(self.env_config)
         model.migsched_version = self.version
+        model.type_tasks = self.type_tasks
         return model
 
 
@@ -472,6 +511,7 @@ def save_weights(model: Any, path: Path, version: str) -> None:
         "format_version": WEIGHTS_FORMAT_VERSION,
         "version": version,
         "env_config": dict(model.env_config),
+        "type_tasks": getattr(model, "type_tasks", None),
         "net_arch": {key: list(arch if isinstance(arch, list) else arch[key]) for key in ("pi", "vf")},
         "timesteps": int(model.num_timesteps),
         "policy": {key: value.detach().cpu() for key, value in model.policy.state_dict().items()},
@@ -479,9 +519,9 @@ def save_weights(model: Any, path: Path, version: str) -> None:
     write_atomically(path, lambda tmp: torch.save(payload, tmp))
 
 
-def read_weights(path: str | Path, version: str) -> WeightsFile:
-    """A weights-only file of `version`, read with torch's `weights_only=True` (no code runs);
-    ModelError if it is not one or is another version's."""
+def read_weights(path: str | Path, version: str | None = None) -> WeightsFile:
+    """A weights-only file of `version` (None: any), read with torch's `weights_only=True` (no
+    code runs); ModelError if it is not one or is another version's."""
     import torch
 
     try:
@@ -504,5 +544,18 @@ def read_weights(path: str | Path, version: str) -> WeightsFile:
     )
     if not valid:
         raise ModelError(f"{path}: a weights-only agent file with missing or malformed entries")
-    check_version_of(payload.get("version"), version, path)
-    return WeightsFile(Path(path), version, config, {"pi": arch["pi"], "vf": arch["vf"]}, payload["timesteps"], payload["policy"])
+    trained = payload.get("version")
+    if not isinstance(trained, str) or trained not in VERSIONS:
+        raise ModelError(f"{path}: a weights-only agent file of no known version ({trained!r})")
+    if version is not None:
+        check_version_of(trained, version, path)
+    workload = payload.get("type_tasks")
+    return WeightsFile(
+        Path(path),
+        trained,
+        config,
+        {"pi": arch["pi"], "vf": arch["vf"]},
+        payload["timesteps"],
+        payload["policy"],
+        workload if isinstance(workload, str) else None,
+    )

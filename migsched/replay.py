@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,6 +42,10 @@ class Schedule:
     @property
     def makespan(self) -> float:
         return max(self.free)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: the makespan, each slice's free time and every bar."""
+        return {"makespan": self.makespan, "free": list(self.free), "intervals": [{**bar._asdict(), "slices": list(bar.slices)} for bar in self.intervals]}
 
 
 def replay(

@@ -48,6 +48,7 @@ from migsched.models import (
     first_line,
     load_checked_model,
     model_path,
+    read_facts,
     record_path,
     save_model,
     weights_path,
@@ -161,10 +162,11 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     parser = build_parser(version)
     argv = list(sys.argv[1:] if argv is None else argv)
     given, _ = parser.parse_known_args(argv)
-    settings = get_version(version).settings(given.preset, given.type_tasks)
+    inherited = inherited_settings(parser, version, given)
+    settings = get_version(version).settings(given.preset, given.type_tasks or inherited.get("type_tasks"))
     if given.restore is not None:
         settings.pop("pretrain")  # a restored model is not pretrained, whatever the preset says
-    args = parser.parse_args([*as_flags(settings), *argv])
+    args = parser.parse_args([*as_flags(settings), *as_flags(inherited), *argv])
     check_bounds(parser, args, TRAIN_BOUNDED)
     if args.imitation_rounds is not None and not 0 <= args.imitation_rounds <= 1000:
         parser.error(f"--imitation_rounds must be 0 (none) to 1000, got {args.imitation_rounds}")
@@ -242,6 +244,21 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
             parser.error(f"--restore: the model was trained with --reward {trained_with}; a restore keeps it (drop --reward {given.reward})")
         args.reward = trained_with
     return args
+
+
+def inherited_settings(parser: OneLineParser, version: str, given: argparse.Namespace) -> dict[str, Any]:
+    """With `--restore`: the model's N, M and workload for those flags not given. A `--type_tasks`
+    other than the model's is taken, with a note; a model that is not one of `version` is an error."""
+    if given.restore is None:
+        return {}
+    try:
+        facts = read_facts(given.restore, version)
+    except ModelError as exc:
+        parser.error(f"--restore: {exc}")
+    if given.type_tasks is not None and facts.type_tasks not in (None, given.type_tasks):
+        print(f"train.py: note: the model was trained on {facts.type_tasks}; this run trains it on {given.type_tasks}, as --type_tasks asks", file=sys.stderr)
+    found = {"N": facts.N, "M": facts.M, "type_tasks": facts.type_tasks}
+    return {flag: value for flag, value in found.items() if value is not None and getattr(given, flag) is None}
 
 
 def physical_memory() -> int:
@@ -583,6 +600,7 @@ def build_model(version: str, args: argparse.Namespace, env: Any, device: str) -
             "MlpPolicy", env, gamma=args.gamma, ent_coef=args.ent_coef[0], policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings
         )
     model.migsched_version = version  # saved with the model: every command checks it
+    model.type_tasks = args.type_tasks  # and restore, evaluate and schedule take it as their workload
     return model
 
 

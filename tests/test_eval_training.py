@@ -79,7 +79,9 @@ def test_evaluate_with_a_model_reports_the_agent_and_its_wins(trained: Path, tmp
 
 
 def test_a_model_of_another_version_is_refused(trained: Path, capsys) -> None:
-    assert evaluate_main("one_hot", ["--model", str(trained / f"{STEM}.zip"), "--episodes", "1"]) == 2
+    with pytest.raises(SystemExit) as exited:
+        evaluate_main("one_hot", ["--model", str(trained / f"{STEM}.zip"), "--episodes", "1"])
+    assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "is a model of the float version, not one_hot: use it with float/'s commands" in err
     assert err.startswith("evaluate.py: error: ") and err.count("\n") == 1
@@ -309,7 +311,7 @@ def test_evaluate_searches_with_the_agent_and_reports_its_seconds(trained: Path,
     for better in (searched, timed):
         assert all(b.makespan <= p.makespan for b, p in zip(better, plain))
     assert [row.rollouts for row in searched] == [16, 16, 16]
-    assert all(row.rollouts >= 1 and row.seconds >= 0.15 for row in timed), timed  # it samples toward the limit (test_search checks the 10%)
+    assert all(row.rollouts is not None and row.seconds >= 0.15 for row in timed), timed  # it samples toward the limit (test_search checks the 10%)
     out_csv = tmp_path / "e.csv"
     out = run(trained.parent, "evaluate.py", "--model", str(trained / f"{STEM}.zip"), "--episodes", "2", "--type_tasks", "wide_times",
               "--policies", "agent,cpsat", "--time_limit", "0.2", "--cpsat_time", "0.001", "--csv", str(out_csv))  # fmt: skip

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from migsched.evaluation import CSV_COLUMNS, evaluate, main, parse_args, summary
+from migsched.models import ModelFacts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,6 +138,7 @@ def raising(error: Exception) -> Callable[..., None]:
 def test_a_model_that_cannot_be_loaded_is_a_one_line_error(tmp_path: Path, monkeypatch, capsys) -> None:
     model = tmp_path / "m.zip"
     model.write_bytes(b"PK")
+    monkeypatch.setattr("migsched.evaluation.read_facts", lambda *args: ModelFacts("float", 14, 14, "levels", None))
     for error in (OSError("policy.pth: cannot read it"), ValueError("policy.pth: not a torch state dict")):
         monkeypatch.setattr("migsched.evaluation.load_model", raising(error))
         assert main("float", ["--model", str(model), "--episodes", "1"]) == 2
@@ -155,7 +157,10 @@ def test_online_refuses_to_search_in_one_line(flags: list[str], capsys) -> None:
         main("online", flags)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.count("\n") == 1
-    assert "an online episode does not have" in err and "measured and schedules without search" in err
+    assert f"unrecognized arguments: {' '.join(flags)}" in err
+    with pytest.raises(SystemExit):
+        main("online", ["--help"])
+    assert "--samples" not in capsys.readouterr().out, "online's --help offers no search"
 
 
 def test_search_needs_a_model(capsys) -> None:

@@ -80,21 +80,34 @@ def test_every_task_is_printed_exactly_once(version: str, n: int, tmp_path: Path
     names, _ = parse_task_file(str(DATA / "rodinia_a30.txt"))
     for name in names:
         assert sum(f"run {name} on " in line for line in out.splitlines()) == 1, out
-    assert "makespan" in out and "static baseline" in out and "partition 8 (2 1 1 3)" in out
+    assert "makespan" in out and "static baseline" in out and "partition 8: 2g (slices 0-1), 1g (slice 2), 1g (slice 3), 3g (slices 4-6)" in out
+    assert "a partition splits the A100's 7 compute slices into instances" in out
+    assert " wait" not in out and "reconfig 1" not in out
+    batches_note = "8 tasks are more than this offline agent's N=3 ready slots: it schedules them as 3 batches"
+    assert (batches_note in out) == (version == "float" and n == 3)
+    assert ("online/ schedules a whole list" in out) == (version == "float" and n == 3)
+    for batch in out.split("batch ")[1:] if "batch 1" in out else [out]:
+        starts = [float(line.split()[0]) for line in batch.splitlines() if line.strip()[:1].isdigit() and " s  " in line]
+        assert starts == sorted(starts), batch
     assert gantt.stat().st_size > 10_000
 
 
 def test_printed_times_follow_the_replay() -> None:
     from migsched.policies.static import StaticPolicy
-    from migsched.scheduling import describe_decisions
+    from migsched.scheduling import ScheduleResult
 
     names, times = parse_task_file(str(DATA / "small_tasks.txt"))
     batches = schedule_tasks("float", {"N": 2, "M": 10}, times, 1, partial(play_policy, StaticPolicy))
     assert [b.tasks for b in batches] == [[0, 1], [2, 3]]
     assert batches[1].offset == batches[0].result.makespan
-    lines = [line for b in batches for line in describe_decisions(b, names) if " run " in line]
+    result = ScheduleResult("float", "static", names, times, 1, batches)
+    lines = [line for line in result.lines() if " run " in line]
     starts = [float(line.split()[0]) for line in lines]
     assert min(starts[2:]) >= batches[0].result.makespan, "batch 2 starts after batch 1"
+    runs = {t["name"]: t for t in result.to_dict()["tasks"]}
+    for line in lines:
+        start, _, end, _, _, name = line.split()[:6]
+        assert (float(start), float(end)) == pytest.approx((runs[name]["start"], runs[name]["end"]), abs=1e-3)
 
 
 def test_schedule_needs_a_model_or_a_baseline(capsys) -> None:
@@ -183,7 +196,7 @@ def test_a_long_online_list_fits_under_the_cap(monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("version", "flags", "message"),
     [
-        ("online", ["--samples", "4"], "measured and schedules without search"),
+        ("online", ["--samples", "4"], "unrecognized arguments: --samples 4"),
         ("float", ["--samples", "-1"], "--samples must be >= 0"),
         ("float", ["--samples", "4", "--temperature", "0"], "--temperature: expected a finite number above 0"),
         ("float", ["--time_limit", "0.5"], "give --model"),

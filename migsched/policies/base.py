@@ -50,6 +50,17 @@ class EpisodeResult:
     def ratio(self) -> float:
         return self.makespan / self.lower_bound
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: the measures, the decisions and the replayed schedule."""
+        return {
+            "makespan": self.makespan,
+            "lower_bound": self.lower_bound,
+            "ratio": self.ratio,
+            "makespan_levels": self.makespan_levels,
+            "decisions": [decision._asdict() for decision in self.log],
+            "schedule": self.schedule.to_dict(),
+        }
+
 
 def max_episode_steps(n_tasks: int) -> int:
     """The most steps run_episode lets a policy take on an episode of `n_tasks` tasks."""

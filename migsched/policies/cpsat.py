@@ -44,6 +44,7 @@ from ortools.sat.python import cp_model
 
 from migsched import a100
 from migsched.a100 import NUM_SLICES, SIZES
+from migsched.cli import CPSAT_SECONDS
 
 # Every (size, start slice) that some partition has: 7@0, 4@0, 3@4, 2@0, 2@2, 2@4, 1@0..1@6.
 PLACEMENTS: tuple[tuple[int, int], ...] = tuple(
@@ -137,7 +138,7 @@ def _is_schedule(times: Sequence[Sequence[float]], hint: Sequence[tuple[tuple[in
 def solve_cpsat(
     times: Sequence[Sequence[float]],
     initial_free: Sequence[float],
-    time_limit: float = 10.0,
+    time_limit: float = CPSAT_SECONDS,
     workers: int = 2,
     hint: Sequence[tuple[tuple[int, int], float]] | None = None,
     seed: int = 0,
