@@ -1,5 +1,5 @@
 """sweep.py: the plan, the grid, the tables, bad input, a trial read from train.py's record,
-and a tiny local Ray sweep with a setting that train.py rejects, then resumed.
+and a tiny local Ray sweep with a setting whose train.py run fails, then resumed.
 
 The sweep trains real `train.py` subprocesses (N=3, M=4, one 2048-step rollout) on a Ray session
 of 2 CPUs that this module starts. They run copies of the version folders' scripts in a
@@ -21,9 +21,9 @@ import ray
 from conftest import version_copy
 
 from migsched.sweep import main, parse_args
-from migsched.sweep.plan import SET_BY_SWEEP, SweepError, Trial, check_grid, env_config, is_switch, load_grid, plan, prepare, train_flags
+from migsched.sweep.plan import SET_BY_SWEEP, SweepError, Trial, check_grid, env_config, is_switch, load_grid, plan, prepare, train_argv, train_flags
 from migsched.sweep.report import summary_table, trial_row
-from migsched.sweep.trial import train_argv, trial_record
+from migsched.sweep.trial import trial_record
 from migsched.versions import get_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,6 +222,10 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFix
     unknown_key = write(tmp_path / "unknown.yaml", "batch_sise: [64]\n")
     cases = [
         (["--versions", "float,fast"], "--versions: unknown 'fast'"),
+        (["--versions", "float", "--N", "100000"], "--N must be a positive integer of at most 256, got 100000"),
+        (["--versions", "float", "--M", "0"], "--M must be a positive integer, got 0"),
+        (["--versions", "float", "--eval_episodes", "10001"], "--eval_episodes must be a positive integer of at most 10000, got 10001"),
+        (["--versions", "float", "--seeds", "100001"], "--seeds must be a positive integer of at most 100000"),
         (["--versions", "float", "--type_tasks", "heavy"], "--type_tasks: unknown 'heavy'"),
         (["--versions", "float", "--seeds", "0"], "--seeds must be a positive integer"),
         (["--versions", "float", "--grid", str(tmp_path / "missing.yaml")], "cannot read it"),
@@ -256,6 +260,19 @@ def test_bad_numbers_and_binary_grids_are_one_line_errors(tmp_path: Path, capsys
     for argv, message in cases:
         assert message in fails([*argv, *base], capsys), argv
     assert not (tmp_path / "sweep").exists()
+
+
+def test_every_trials_flags_pass_train_pys_parser_before_ray_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--versions", "float,entropy", "--type_tasks", "wide_times", "--out", str(tmp_path / "sweep")]
+    err = fails([*base, "--num_steps", "100"], capsys)
+    assert err == (
+        "sweep.py: error: trial float-wide_times-seed0: train.py: error: --num_steps 100 is less than one rollout: "
+        "give at least 2048 (the transitions of one rollout with --n_envs 1)\n"
+    )
+    grid = write(tmp_path / "grid.yaml", "batch_size: [512, 1]\n")
+    err = fails([*base, "--num_steps", "4096", "--grid", grid], capsys)
+    assert err.startswith("sweep.py: error: trial float-wide_times-seed0-batch_size=1: train.py: error: --batch_size must be in 2..2048")
+    assert not ray.is_initialized() and not (tmp_path / "sweep").exists()
 
 
 def test_n_m_and_the_online_queue_default_to_the_versions_hyperparams(tmp_path: Path) -> None:
@@ -304,15 +321,23 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+#: Put before a copied train.py: its runs with --batch_size 256 (a value its parser accepts) fail as a crash would.
+CRASH_ON_256 = """import sys
+if sys.argv[sys.argv.index("--batch_size") + 1] == "256":
+    raise SystemExit("train.py: crashed (the test's stand-in for a failure at run time)")
+"""
+
+
 @pytest.fixture(scope="module")
 def sweep(ray_session, tmp_path_factory: pytest.TempPathFactory):
-    """2 versions x 2 workloads x 1 seed x batch sizes 512 and 1 (which train.py rejects), then
-    the same sweep resumed, with copies of the versions' scripts; yields both runs' statuses and outputs."""
+    """2 versions x 2 workloads x 1 seed x batch sizes 512 and 256 (whose runs crash), then the
+    same sweep resumed, with copies of the versions' scripts; yields both runs' statuses and outputs."""
     folder = tmp_path_factory.mktemp("sweep")
     scripts = folder / "versions"
     for version in VERSIONS:
-        version_copy(version, scripts)
-    out, grid = folder / "out", write(folder / "grid.yaml", "batch_size: [512, 1]\n")
+        script = version_copy(version, scripts) / "train.py"
+        script.write_text(CRASH_ON_256 + script.read_text())
+    out, grid = folder / "out", write(folder / "grid.yaml", "batch_size: [512, 256]\n")
     runs = {}
     for name, extra in (("first", []), ("resumed", ["--resume"])):
         before = {p.name: p.stat().st_mtime_ns for p in (out / "logs").glob("*.log")} if out.exists() else {}
@@ -327,7 +352,7 @@ def test_the_sweep_writes_one_row_per_trial(sweep) -> None:
     assert first["status"] == 1, "some trials failed"
     assert json.loads((out / "sweep.json").read_text())["command"] == ["sweep.py", *sweep_argv(out, str(out.parent / "grid.yaml"))]
     rows = first["rows"]
-    assert sorted(r["trial"] for r in rows) == sorted(t.id for t in plan(VERSIONS, WORKLOADS, 1, {"batch_size": [512, 1]}))
+    assert sorted(r["trial"] for r in rows) == sorted(t.id for t in plan(VERSIONS, WORKLOADS, 1, {"batch_size": [512, 256]}))
     ok = [r for r in rows if r["batch_size"] == "512"]
     assert [r["status"] for r in ok] == ["ok"] * 4
     for row in ok:
@@ -359,12 +384,12 @@ def test_the_trial_and_the_baselines_play_the_same_episodes(sweep) -> None:
 
 def test_a_failing_trial_is_reported_with_its_log_and_the_others_go_on(sweep) -> None:
     _, runs = sweep
-    failed = [r for r in runs["first"]["rows"] if r["batch_size"] == "1"]
+    failed = [r for r in runs["first"]["rows"] if r["batch_size"] == "256"]
     assert [r["status"] for r in failed] == ["failed"] * 4
     for row in failed:
-        assert row["error"] == "train.py exited with status 2" and row["final_ratio"] == ""
-        assert "train.py: error: --batch_size must be in 2..2048" in Path(row["log"]).read_text()
-        assert f"- {row['trial']}: train.py exited with status 2 (log: {row['log']})" in runs["first"]["summary"]
+        assert row["error"] == "train.py exited with status 1" and row["final_ratio"] == ""
+        assert "train.py: crashed (the test's stand-in" in Path(row["log"]).read_text()
+        assert f"- {row['trial']}: train.py exited with status 1 (log: {row['log']})" in runs["first"]["summary"]
 
 
 def test_resume_reruns_only_the_trials_that_did_not_finish_ok(sweep) -> None:
