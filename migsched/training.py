@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
 
 from migsched.cli import OneLineParser, check_output_file
 from migsched.env import REWARDS
@@ -591,6 +592,8 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
                     flush=True,
                 )
     model.env_config = env_config  # saved with the model: restores and evaluate.py read N, M and the reward from it
+    if args.tensorboard_log is None:  # SB3's own stdout logger would also create an empty <temp>/SB3-<date> folder
+        model.set_logger(Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)]))
 
     ratio_log = MakespanRatioLog()
 
