@@ -9,7 +9,9 @@ temporary folder, so their models never go to the repository's trained_models/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import ipaddress
 import json
 import subprocess
 import sys
@@ -20,12 +22,13 @@ import pytest
 import ray
 from conftest import version_copy
 
-from migsched.sweep import main, parse_args
+from migsched.sweep import main, parse_args, start_local_ray, start_ray
 from migsched.sweep.plan import SET_BY_SWEEP, SweepError, Trial, check_grid, env_config, is_switch, load_grid, plan, prepare, train_argv, train_flags
 from migsched.sweep.report import summary_table, trial_row
 from migsched.sweep.trial import trial_record
 from migsched.versions import get_version
 
+psutil = pytest.importorskip("psutil", reason="psutil lists Ray's sockets; Ray vendors it and puts it on sys.path on import")
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 2048  # one rollout of --preset fast
 VERSIONS, WORKLOADS = ("float", "entropy"), ("good_scaling", "wide_times")
@@ -301,10 +304,40 @@ def test_the_command_line_error_has_no_traceback(tmp_path: Path) -> None:
 # --- a tiny local sweep -------------------------------------------------------------------------
 
 
+def listening(process: psutil.Process) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every TCP socket that `process` and its descendants listen on."""
+    found = []
+    for proc in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found += [(proc.name(), c.laddr.ip, c.laddr.port) for c in proc.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8 or ::1, also as an IPv4-mapped IPv6 address (::ffff:127.0.0.1)."""
+    ip = ipaddress.ip_address(address)
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
+
+def test_a_local_sweeps_ray_listens_on_the_loopback_interface_only(tmp_path: Path) -> None:
+    assert not ray.is_initialized()
+    assert is_loopback("::ffff:127.0.0.1") and is_loopback("::1") and not is_loopback("::") and not is_loopback("0.0.0.0")
+    sweep = prepare(parse_args(["--versions", "float", "--num_steps", "2048", "--out", str(tmp_path / "s")]))
+    assert start_ray(sweep)
+    try:
+        assert ray.get(ray.remote(lambda: 1).remote()) == 1, "a worker process runs too"
+        sockets = listening(psutil.Process())
+    finally:
+        ray.shutdown()
+    names = {name for name, _, _ in sockets}
+    assert {"gcs_server", "raylet"} <= names and any(name.startswith("ray::") for name in names), sockets
+    assert [s for s in sockets if not is_loopback(s[1])] == []
+
+
 @pytest.fixture(scope="module")
 def ray_session():
-    """A local Ray session of 2 CPUs that every sweep of this module joins."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    """A local Ray session of 2 CPUs, on the loopback interface, that every sweep of this module joins."""
+    start_local_ray(num_cpus=2)
     yield
     ray.shutdown()
 

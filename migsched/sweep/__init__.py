@@ -24,6 +24,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray._private import ray_constants
 
 from migsched.cli import OneLineParser, positive_float, seed_int
 from migsched.sweep.plan import Sweep, SweepError, Trial, baseline_path, prepare, read_json, result_path, write_json
@@ -31,6 +32,9 @@ from migsched.sweep.report import Recorder, collect
 from migsched.sweep.trial import ANSI, baseline_episodes, crash_record, first_line, run_trial
 from migsched.versions import REPO_ROOT, VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
+
+#: The address a local sweep's Ray listens on.
+LOOPBACK = "127.0.0.1"
 
 
 def yaml_default(name: str) -> str:
@@ -63,6 +67,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def start_local_ray(**options: Any) -> None:
+    """Start a new Ray instance on this machine whose processes listen on the loopback interface
+    only, without a dashboard; `options` go to `ray.init` (tests give `num_cpus`).
+
+    Ray 2.60 binds its servers (GCS, raylet, workers, agents) to every interface unless the node's
+    IP is a loopback address, and `ray.init` turns a loopback `_node_ip_address` into the machine's
+    network address unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER is 0 (its switch for Ray on one
+    macOS or Windows machine). The switch is off while Ray starts: its processes inherit it, and
+    the node keeps 127.0.0.1. "local": a new instance, even where RAY_ADDRESS or `ray start`
+    names a running cluster."""
+    saved = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False, **options)
+    finally:
+        if saved[0] is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+
+
 def start_ray(sweep: Sweep) -> bool:
     """Join the cluster at --address, or start Ray on this machine; an initialised Ray session (a
     notebook, a test) is used as it is. True if this call started or joined it."""
@@ -74,8 +100,7 @@ def start_ray(sweep: Sweep) -> bool:
         except (ConnectionError, TimeoutError, ValueError) as exc:
             raise SweepError(f"--address {sweep.args.address}: cannot join the Ray cluster ({first_line(str(exc))})") from None
         return True
-    # "local": a new instance here, even where RAY_ADDRESS or a `ray start` names a running cluster
-    ray.init(address="local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    start_local_ray()
     resources = ray.cluster_resources()
     for name, wanted in (("CPU", sweep.args.cpus_per_trial), ("GPU", sweep.args.gpus_per_trial)):
         if wanted > resources.get(name, 0):
