@@ -13,8 +13,14 @@ import contextlib
 import csv
 import ipaddress
 import json
+import os
+import secrets
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -332,6 +338,65 @@ def test_a_local_sweeps_ray_listens_on_the_loopback_interface_only(tmp_path: Pat
     names = {name for name, _, _ in sockets}
     assert {"gcs_server", "raylet"} <= names and any(name.startswith("ray::") for name in names), sockets
     assert [s for s in sockets if not is_loopback(s[1])] == []
+
+
+#: Joins the cluster at argv[1] the way sweep.py does and prints its CPUs and node names.
+JOIN = """import sys
+import ray
+from migsched.sweep import parse_args, start_ray
+from migsched.sweep.plan import prepare
+sweep = prepare(parse_args(["--versions", "float", "--num_steps", "2048", "--address", sys.argv[1], "--out", sys.argv[2]]))
+assert start_ray(sweep)
+print("joined", ray.cluster_resources().get("CPU"), sorted(k for k in ray.cluster_resources() if k.startswith("node:")))
+ray.shutdown()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def head(tmp_path: Path):
+    """A Ray head on 127.0.0.1 with token authentication (its token in a file), as `ray start --head`
+    makes one; yields its address and the environment that names the token file. Stopped by
+    SIGTERM to its `ray start --block`, which ends the processes it started."""
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    port = free_port()
+    env = dict(os.environ, RAY_AUTH_TOKEN_PATH=str(token))
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port)]
+    sessions = tempfile.TemporaryDirectory(prefix="ray-", ignore_cleanup_errors=True)  # short: Ray's socket paths have at most 107 bytes
+    command += ["--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", sessions.name]
+    log = tmp_path / "head.log"
+    with open(log, "w") as out:
+        head_env = env | {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # "0": the node keeps 127.0.0.1 (see loopback_node)
+        process = subprocess.Popen(command, env=head_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(120):
+            if process.poll() is not None or "Ray runtime started" in log.read_text():
+                break
+            time.sleep(0.5)
+        if process.poll() is not None or "Ray runtime started" not in log.read_text():
+            pytest.skip(f"no Ray head starts here: {log.read_text()[-500:]}")
+        yield f"127.0.0.1:{port}", env
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        sessions.cleanup()
+
+
+def test_a_sweep_joins_a_cluster_with_token_authentication(head, tmp_path: Path) -> None:
+    address, env = head
+    env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"} | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", JOIN, address, str(tmp_path / "s")], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "joined 1.0 ['node:127.0.0.1', 'node:__internal_head__']\n"
 
 
 @pytest.fixture(scope="module")

@@ -14,17 +14,21 @@ without an `ok` record.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
 from ray._private import ray_constants
+from ray._private.authentication import authentication_token_setup
+from ray.exceptions import AuthenticationError
 
 from migsched.cli import OneLineParser, positive_float, seed_int
 from migsched.sweep.plan import Sweep, SweepError, Trial, baseline_path, prepare, read_json, result_path, write_json
@@ -67,20 +71,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start_local_ray(**options: Any) -> None:
-    """Start a new Ray instance on this machine whose processes listen on the loopback interface
-    only, without a dashboard; `options` go to `ray.init` (tests give `num_cpus`).
+@contextlib.contextmanager
+def loopback_node() -> Iterator[None]:
+    """While Ray starts or joins inside: this machine's Ray node is 127.0.0.1, its processes listening there only.
 
     Ray 2.60 binds its servers (GCS, raylet, workers, agents) to every interface unless the node's
-    IP is a loopback address, and `ray.init` turns a loopback `_node_ip_address` into the machine's
-    network address unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER is 0 (its switch for Ray on one
-    macOS or Windows machine). The switch is off while Ray starts: its processes inherit it, and
-    the node keeps 127.0.0.1. "local": a new instance, even where RAY_ADDRESS or `ray start`
-    names a running cluster."""
+    IP is a loopback address, and `ray.init` turns a loopback node IP into the machine's network
+    address unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER is 0 (its switch for Ray on one macOS or
+    Windows machine). The switch is off inside: the Ray processes started there inherit it."""
     saved = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR), ray_constants.ENABLE_RAY_CLUSTER
     os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR], ray_constants.ENABLE_RAY_CLUSTER = "0", False
     try:
-        ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False, **options)
+        yield
     finally:
         if saved[0] is None:
             os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
@@ -89,16 +91,47 @@ def start_local_ray(**options: Any) -> None:
         ray_constants.ENABLE_RAY_CLUSTER = saved[1]
 
 
+def start_local_ray(**options: Any) -> None:
+    """Start a new Ray instance on this machine that listens on 127.0.0.1 only, without a dashboard
+    ("local": even where RAY_ADDRESS or `ray start` names a running cluster); `options` go to
+    `ray.init` (tests give `num_cpus`)."""
+    with loopback_node():
+        ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False, **options)
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether a `--address` HOST:PORT names this machine's loopback interface (a cluster made on one machine)."""
+    host = address.rpartition(":")[0].strip("[]") if ":" in address else address
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def use_auth_token() -> bool:
+    """Before joining a cluster: send Ray's authentication token when RAY_AUTH_MODE is unset and a
+    token is at hand (RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH names, or ~/.ray/auth_token),
+    as `ray start` and `ray.init("auto")` do, where `ray.init("HOST:PORT")` would connect without
+    it and be refused. True if token authentication is on for this process (and its children)."""
+    logging.getLogger(authentication_token_setup.__name__).setLevel(logging.ERROR)  # its note speaks of starting a cluster
+    return authentication_token_setup.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def start_ray(sweep: Sweep) -> bool:
     """Join the cluster at --address, or start Ray on this machine; an initialised Ray session (a
     notebook, a test) is used as it is. True if this call started or joined it."""
     if ray.is_initialized():
         return False
     if sweep.args.address:
+        use_auth_token()
         try:
-            ray.init(address=sweep.args.address, logging_level=logging.ERROR, log_to_driver=False)
-        except (ConnectionError, TimeoutError, ValueError) as exc:
-            raise SweepError(f"--address {sweep.args.address}: cannot join the Ray cluster ({first_line(str(exc))})") from None
+            with loopback_node() if is_loopback_address(sweep.args.address) else contextlib.nullcontext():
+                ray.init(address=sweep.args.address, logging_level=logging.ERROR, log_to_driver=False)
+        except (ConnectionError, TimeoutError, ValueError, AuthenticationError) as exc:
+            raise SweepError(
+                f"--address {sweep.args.address}: cannot join the Ray cluster ({first_line(str(exc))}); a cluster with token authentication "
+                "(Ray's default) needs its token here too: ~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH (see docs/sweeps.md)"
+            ) from None
         return True
     start_local_ray()
     resources = ray.cluster_resources()
