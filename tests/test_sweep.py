@@ -399,6 +399,43 @@ def test_a_sweep_joins_a_cluster_with_token_authentication(head, tmp_path: Path)
     assert done.stdout == "joined 1.0 ['node:127.0.0.1', 'node:__internal_head__']\n"
 
 
+#: sweep.py's command with the version scripts of argv[1] (copies, so that models go there).
+SWEEP = """import sys
+from pathlib import Path
+from migsched.sweep import main
+raise SystemExit(main(sys.argv[2:], scripts=Path(sys.argv[1])))
+"""
+
+
+def test_sigterm_stops_the_sweep_as_sigint_does(tmp_path: Path) -> None:
+    """4 trials, 2 at a time on Ray's 2 CPUs, SIGTERM as the first one is recorded: the finished
+    trials are in the tables, the exit status is 143, no train.py is left running."""
+    scripts = tmp_path / "versions"
+    version_copy("float", scripts)
+    grid, out = write(tmp_path / "grid.yaml", "pretrain: none\n"), tmp_path / "out"
+    argv = ["--versions", "float", "--type_tasks", "wide_times", "--seeds", "4", "--num_steps", str(STEPS), "--N", "3", "--M", "4", "--preset", "fast"]
+    argv += ["--grid", grid, "--eval_freq", "0", "--eval_episodes", str(EPISODES), "--no_cpsat", "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", RAY_ADDRESS="")
+    process = subprocess.Popen([sys.executable, "-c", SWEEP, str(scripts), *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("[1/4] "):
+                process.send_signal(signal.SIGTERM)
+                break
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143, "".join(lines) + stdout + stderr
+    assert "interrupted: continue with the same command and --resume" in stdout and "Traceback" not in stderr and "SIGTERM received" not in stdout + stderr
+    rows = read_csv(out / "results.csv")
+    assert 1 <= len(rows) < 4 and rows[0]["status"] == "ok"
+    assert (out / "summary.md").is_file()
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if str(scripts) in " ".join(p.info["cmdline"] or [])]
+    assert left == [], "a train.py of the sweep still runs"
+
+
 @pytest.fixture(scope="module")
 def ray_session():
     """A local Ray session of 2 CPUs, on the loopback interface, that every sweep of this module joins."""

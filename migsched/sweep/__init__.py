@@ -18,6 +18,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -173,12 +174,34 @@ def run_trials(sweep: Sweep, todo: list[Trial], recorder: Recorder) -> None:
             recorder.record(crash_record(result.config["trial"], sweep.settings, f"{type(result.error).__name__}: {first_line(str(result.error))}"))
 
 
-def run(sweep: Sweep, command: Sequence[str]) -> int:
+class SigtermAsSigint:
+    """A SIGTERM handler that stops the sweep as SIGINT (Ctrl+C) does: Tune ends the running trials
+    and the tables of the finished ones are written. Ray's own handler, which `ray.init` installs,
+    exits at once with status 1 and a C++ stack dump and writes nothing."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.received = True
+        signal.raise_signal(signal.SIGINT)
+
+    def install(self) -> None:
+        """Handle SIGTERM here (again after `ray.init`, which replaces the handler)."""
+        signal.signal(signal.SIGTERM, self.handle)
+
+    def exit_status(self) -> int:
+        """The status of an interrupted sweep: 143 after SIGTERM, 130 after SIGINT."""
+        return 128 + (signal.SIGTERM if self.received else signal.SIGINT)
+
+
+def run(sweep: Sweep, command: Sequence[str], stop: SigtermAsSigint) -> int:
     """Run the sweep's missing trials and baselines, then write its tables: 0 if every trial is ok,
-    1 if some failed, 130 if it was interrupted. A new sweep's folder starts with sweep.json: its
-    defining settings and `command`, its flags."""
+    1 if some failed, 130 (SIGINT) or 143 (SIGTERM, through `stop`) if it was interrupted. A new
+    sweep's folder starts with sweep.json: its defining settings and `command`, its flags."""
     began = time.perf_counter()
     started = start_ray(sweep)
+    stop.install()
     if not sweep.args.resume:
         write_json(sweep.out / "sweep.json", {"settings": sweep.defining, "command": ["sweep.py", *command]})
     done = {t.id for t in sweep.trials if (read_json(result_path(sweep.out, t.id)) or {}).get("status") == "ok"}
@@ -217,7 +240,7 @@ def run(sweep: Sweep, command: Sequence[str]) -> int:
     _, failed = collect(sweep, recorder.records, time.perf_counter() - began)
     if interrupted:
         print(f"interrupted: continue with the same command and --resume (finished trials are kept in {sweep.out / 'results'})")
-        return 130
+        return stop.exit_status()
     return 1 if failed else 0
 
 
@@ -226,11 +249,15 @@ def main(argv: Sequence[str] | None = None, scripts: Path = REPO_ROOT) -> int:
     (default: this repository's; tests point it at copies so that models go there)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    stop = SigtermAsSigint()
+    previous = signal.signal(signal.SIGTERM, stop.handle)
     try:
-        return run(prepare(args, scripts), argv)
+        return run(prepare(args, scripts), argv, stop)
     except SweepError as exc:
         print(f"sweep.py: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sweep.py: interrupted", file=sys.stderr)
-        return 130
+        return stop.exit_status()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
