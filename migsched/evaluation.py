@@ -311,7 +311,7 @@ def main(version: str, argv: Sequence[str] | None = None) -> int:
             gantt(
                 result.schedule,
                 args.gantt,
-                title=f"{version} {drawn}, {args.type_tasks} episode {args.gantt_episode}: makespan {result.makespan:.1f} s, ratio {result.ratio:.3f}",
+                title=f"{version} {drawn}, {args.type_tasks} episode {args.gantt_episode}: makespan {result.makespan:.1f} s, makespan / lower bound {result.ratio:.3f}",
             )
             print(f"wrote {args.gantt}")
     except OSError as exc:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
 
 from migsched.a100 import NUM_SLICES
 from migsched.cli import UPPER_BOUNDS, OneLineParser, check_bounds, check_output_file
@@ -692,6 +693,8 @@ def run(
                 flush=True,
             )
     model.env_config = env_config  # saved with the model: restores and evaluate.py read N, M and the reward from it
+    if args.tensorboard_log is None:  # SB3's own stdout logger would also create an empty <temp>/SB3-<date> folder
+        model.set_logger(Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)]))
 
     ratio_log = MakespanRatioLog()
 

@@ -1,5 +1,5 @@
 """sweep.py: the plan, the grid, the tables, bad input, a trial read from train.py's record,
-and a tiny local Ray sweep with a setting that train.py rejects, then resumed.
+and a tiny local Ray sweep with a setting whose train.py run fails, then resumed.
 
 The sweep trains real `train.py` subprocesses (N=3, M=4, one 2048-step rollout) on a Ray session
 of 2 CPUs that this module starts. They run copies of the version folders' scripts in a
@@ -9,10 +9,18 @@ temporary folder, so their models never go to the repository's trained_models/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import ipaddress
 import json
+import os
+import secrets
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -20,12 +28,13 @@ import pytest
 import ray
 from conftest import version_copy
 
-from migsched.sweep import main, parse_args
-from migsched.sweep.plan import SET_BY_SWEEP, SweepError, Trial, check_grid, env_config, is_switch, load_grid, plan, prepare, train_flags
+from migsched.sweep import main, parse_args, start_local_ray, start_ray
+from migsched.sweep.plan import SET_BY_SWEEP, SweepError, Trial, check_grid, env_config, is_switch, load_grid, plan, prepare, train_argv, train_flags
 from migsched.sweep.report import summary_table, trial_row
-from migsched.sweep.trial import train_argv, trial_record
+from migsched.sweep.trial import trial_record
 from migsched.versions import get_version
 
+psutil = pytest.importorskip("psutil", reason="psutil lists Ray's sockets; Ray vendors it and puts it on sys.path on import")
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 2048  # one rollout of --preset fast
 VERSIONS, WORKLOADS = ("float", "entropy"), ("good_scaling", "wide_times")
@@ -222,6 +231,10 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFix
     unknown_key = write(tmp_path / "unknown.yaml", "batch_sise: [64]\n")
     cases = [
         (["--versions", "float,fast"], "--versions: unknown 'fast'"),
+        (["--versions", "float", "--N", "100000"], "--N must be a positive integer of at most 256, got 100000"),
+        (["--versions", "float", "--M", "0"], "--M must be a positive integer, got 0"),
+        (["--versions", "float", "--eval_episodes", "10001"], "--eval_episodes must be a positive integer of at most 10000, got 10001"),
+        (["--versions", "float", "--seeds", "100001"], "--seeds must be a positive integer of at most 100000"),
         (["--versions", "float", "--type_tasks", "heavy"], "--type_tasks: unknown 'heavy'"),
         (["--versions", "float", "--seeds", "0"], "--seeds must be a positive integer"),
         (["--versions", "float", "--grid", str(tmp_path / "missing.yaml")], "cannot read it"),
@@ -258,6 +271,19 @@ def test_bad_numbers_and_binary_grids_are_one_line_errors(tmp_path: Path, capsys
     assert not (tmp_path / "sweep").exists()
 
 
+def test_every_trials_flags_pass_train_pys_parser_before_ray_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--versions", "float,entropy", "--type_tasks", "wide_times", "--out", str(tmp_path / "sweep")]
+    err = fails([*base, "--num_steps", "100"], capsys)
+    assert err == (
+        "sweep.py: error: trial float-wide_times-seed0: train.py: error: --num_steps 100 is less than one rollout: "
+        "give at least 2048 (the transitions of one rollout with --n_envs 1)\n"
+    )
+    grid = write(tmp_path / "grid.yaml", "batch_size: [512, 1]\n")
+    err = fails([*base, "--num_steps", "4096", "--grid", grid], capsys)
+    assert err.startswith("sweep.py: error: trial float-wide_times-seed0-batch_size=1: train.py: error: --batch_size must be in 2..2048")
+    assert not ray.is_initialized() and not (tmp_path / "sweep").exists()
+
+
 def test_n_m_and_the_online_queue_default_to_the_versions_hyperparams(tmp_path: Path) -> None:
     sweep = prepare(parse_args(["--versions", "float,online", "--num_steps", "2048", "--out", str(tmp_path / "s")]))
     defaults = get_version("online").defaults
@@ -284,10 +310,136 @@ def test_the_command_line_error_has_no_traceback(tmp_path: Path) -> None:
 # --- a tiny local sweep -------------------------------------------------------------------------
 
 
+def listening(process: psutil.Process) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every TCP socket that `process` and its descendants listen on."""
+    found = []
+    for proc in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found += [(proc.name(), c.laddr.ip, c.laddr.port) for c in proc.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8 or ::1, also as an IPv4-mapped IPv6 address (::ffff:127.0.0.1)."""
+    ip = ipaddress.ip_address(address)
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
+
+def test_a_local_sweeps_ray_listens_on_the_loopback_interface_only(tmp_path: Path) -> None:
+    assert not ray.is_initialized()
+    assert is_loopback("::ffff:127.0.0.1") and is_loopback("::1") and not is_loopback("::") and not is_loopback("0.0.0.0")
+    sweep = prepare(parse_args(["--versions", "float", "--num_steps", "2048", "--out", str(tmp_path / "s")]))
+    assert start_ray(sweep)
+    try:
+        assert ray.get(ray.remote(lambda: 1).remote()) == 1, "a worker process runs too"
+        sockets = listening(psutil.Process())
+    finally:
+        ray.shutdown()
+    names = {name for name, _, _ in sockets}
+    assert {"gcs_server", "raylet"} <= names and any(name.startswith("ray::") for name in names), sockets
+    assert [s for s in sockets if not is_loopback(s[1])] == []
+
+
+#: Joins the cluster at argv[1] the way sweep.py does and prints its CPUs and node names.
+JOIN = """import sys
+import ray
+from migsched.sweep import parse_args, start_ray
+from migsched.sweep.plan import prepare
+sweep = prepare(parse_args(["--versions", "float", "--num_steps", "2048", "--address", sys.argv[1], "--out", sys.argv[2]]))
+assert start_ray(sweep)
+print("joined", ray.cluster_resources().get("CPU"), sorted(k for k in ray.cluster_resources() if k.startswith("node:")))
+ray.shutdown()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def head(tmp_path: Path):
+    """A Ray head on 127.0.0.1 with token authentication (its token in a file), as `ray start --head`
+    makes one; yields its address and the environment that names the token file. Stopped by
+    SIGTERM to its `ray start --block`, which ends the processes it started."""
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    port = free_port()
+    env = dict(os.environ, RAY_AUTH_TOKEN_PATH=str(token))
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port)]
+    sessions = tempfile.TemporaryDirectory(prefix="ray-", ignore_cleanup_errors=True)  # short: Ray's socket paths have at most 107 bytes
+    command += ["--num-cpus", "1", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", sessions.name]
+    log = tmp_path / "head.log"
+    with open(log, "w") as out:
+        head_env = env | {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # "0": the node keeps 127.0.0.1 (see loopback_node)
+        process = subprocess.Popen(command, env=head_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(120):
+            if process.poll() is not None or "Ray runtime started" in log.read_text():
+                break
+            time.sleep(0.5)
+        if process.poll() is not None or "Ray runtime started" not in log.read_text():
+            pytest.skip(f"no Ray head starts here: {log.read_text()[-500:]}")
+        yield f"127.0.0.1:{port}", env
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        sessions.cleanup()
+
+
+def test_a_sweep_joins_a_cluster_with_token_authentication(head, tmp_path: Path) -> None:
+    address, env = head
+    env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"} | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", JOIN, address, str(tmp_path / "s")], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "joined 1.0 ['node:127.0.0.1', 'node:__internal_head__']\n"
+
+
+#: sweep.py's command with the version scripts of argv[1] (copies, so that models go there).
+SWEEP = """import sys
+from pathlib import Path
+from migsched.sweep import main
+raise SystemExit(main(sys.argv[2:], scripts=Path(sys.argv[1])))
+"""
+
+
+def test_sigterm_stops_the_sweep_as_sigint_does(tmp_path: Path) -> None:
+    """4 trials, 2 at a time on Ray's 2 CPUs, SIGTERM as the first one is recorded: the finished
+    trials are in the tables, the exit status is 143, no train.py is left running."""
+    scripts = tmp_path / "versions"
+    version_copy("float", scripts)
+    grid, out = write(tmp_path / "grid.yaml", "pretrain: none\n"), tmp_path / "out"
+    argv = ["--versions", "float", "--type_tasks", "wide_times", "--seeds", "4", "--num_steps", str(STEPS), "--N", "3", "--M", "4", "--preset", "fast"]
+    argv += ["--grid", grid, "--eval_freq", "0", "--eval_episodes", str(EPISODES), "--no_cpsat", "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", RAY_ADDRESS="")
+    process = subprocess.Popen([sys.executable, "-c", SWEEP, str(scripts), *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("[1/4] "):
+                process.send_signal(signal.SIGTERM)
+                break
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143, "".join(lines) + stdout + stderr
+    assert "interrupted: continue with the same command and --resume" in stdout and "Traceback" not in stderr and "SIGTERM received" not in stdout + stderr
+    rows = read_csv(out / "results.csv")
+    assert 1 <= len(rows) < 4 and rows[0]["status"] == "ok"
+    assert (out / "summary.md").is_file()
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if str(scripts) in " ".join(p.info["cmdline"] or [])]
+    assert left == [], "a train.py of the sweep still runs"
+
+
 @pytest.fixture(scope="module")
 def ray_session():
-    """A local Ray session of 2 CPUs that every sweep of this module joins."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    """A local Ray session of 2 CPUs, on the loopback interface, that every sweep of this module joins."""
+    start_local_ray(num_cpus=2)
     yield
     ray.shutdown()
 
@@ -304,15 +456,23 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+#: Put before a copied train.py: its runs with --batch_size 256 (a value its parser accepts) fail as a crash would.
+CRASH_ON_256 = """import sys
+if sys.argv[sys.argv.index("--batch_size") + 1] == "256":
+    raise SystemExit("train.py: crashed (the test's stand-in for a failure at run time)")
+"""
+
+
 @pytest.fixture(scope="module")
 def sweep(ray_session, tmp_path_factory: pytest.TempPathFactory):
-    """2 versions x 2 workloads x 1 seed x batch sizes 512 and 1 (which train.py rejects), then
-    the same sweep resumed, with copies of the versions' scripts; yields both runs' statuses and outputs."""
+    """2 versions x 2 workloads x 1 seed x batch sizes 512 and 256 (whose runs crash), then the
+    same sweep resumed, with copies of the versions' scripts; yields both runs' statuses and outputs."""
     folder = tmp_path_factory.mktemp("sweep")
     scripts = folder / "versions"
     for version in VERSIONS:
-        version_copy(version, scripts)
-    out, grid = folder / "out", write(folder / "grid.yaml", "batch_size: [512, 1]\n")
+        script = version_copy(version, scripts) / "train.py"
+        script.write_text(CRASH_ON_256 + script.read_text())
+    out, grid = folder / "out", write(folder / "grid.yaml", "batch_size: [512, 256]\n")
     runs = {}
     for name, extra in (("first", []), ("resumed", ["--resume"])):
         before = {p.name: p.stat().st_mtime_ns for p in (out / "logs").glob("*.log")} if out.exists() else {}
@@ -327,7 +487,7 @@ def test_the_sweep_writes_one_row_per_trial(sweep) -> None:
     assert first["status"] == 1, "some trials failed"
     assert json.loads((out / "sweep.json").read_text())["command"] == ["sweep.py", *sweep_argv(out, str(out.parent / "grid.yaml"))]
     rows = first["rows"]
-    assert sorted(r["trial"] for r in rows) == sorted(t.id for t in plan(VERSIONS, WORKLOADS, 1, {"batch_size": [512, 1]}))
+    assert sorted(r["trial"] for r in rows) == sorted(t.id for t in plan(VERSIONS, WORKLOADS, 1, {"batch_size": [512, 256]}))
     ok = [r for r in rows if r["batch_size"] == "512"]
     assert [r["status"] for r in ok] == ["ok"] * 4
     for row in ok:
@@ -359,12 +519,12 @@ def test_the_trial_and_the_baselines_play_the_same_episodes(sweep) -> None:
 
 def test_a_failing_trial_is_reported_with_its_log_and_the_others_go_on(sweep) -> None:
     _, runs = sweep
-    failed = [r for r in runs["first"]["rows"] if r["batch_size"] == "1"]
+    failed = [r for r in runs["first"]["rows"] if r["batch_size"] == "256"]
     assert [r["status"] for r in failed] == ["failed"] * 4
     for row in failed:
-        assert row["error"] == "train.py exited with status 2" and row["final_ratio"] == ""
-        assert "train.py: error: --batch_size must be in 2..2048" in Path(row["log"]).read_text()
-        assert f"- {row['trial']}: train.py exited with status 2 (log: {row['log']})" in runs["first"]["summary"]
+        assert row["error"] == "train.py exited with status 1" and row["final_ratio"] == ""
+        assert "train.py: crashed (the test's stand-in" in Path(row["log"]).read_text()
+        assert f"- {row['trial']}: train.py exited with status 1 (log: {row['log']})" in runs["first"]["summary"]
 
 
 def test_resume_reruns_only_the_trials_that_did_not_finish_ok(sweep) -> None:

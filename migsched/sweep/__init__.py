@@ -14,16 +14,22 @@ without an `ok` record.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
 import logging
 import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
+from ray._private import ray_constants
+from ray._private.authentication import authentication_token_setup
+from ray.exceptions import AuthenticationError
 
 from migsched.cli import OneLineParser, positive_float, seed_int
 from migsched.sweep.plan import Sweep, SweepError, Trial, baseline_path, prepare, read_json, result_path, write_json
@@ -31,6 +37,9 @@ from migsched.sweep.report import Recorder, collect
 from migsched.sweep.trial import ANSI, baseline_episodes, crash_record, first_line, run_trial
 from migsched.versions import REPO_ROOT, VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
+
+#: The address a local sweep's Ray listens on.
+LOOPBACK = "127.0.0.1"
 
 
 def yaml_default(name: str) -> str:
@@ -63,19 +72,69 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@contextlib.contextmanager
+def loopback_node() -> Iterator[None]:
+    """While Ray starts or joins inside: this machine's Ray node is 127.0.0.1, its processes listening there only.
+
+    Ray 2.60 binds its servers (GCS, raylet, workers, agents) to every interface unless the node's
+    IP is a loopback address, and `ray.init` turns a loopback node IP into the machine's network
+    address unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER is 0 (its switch for Ray on one macOS or
+    Windows machine). The switch is off inside: the Ray processes started there inherit it."""
+    saved = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        if saved[0] is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+
+
+def start_local_ray(**options: Any) -> None:
+    """Start a new Ray instance on this machine that listens on 127.0.0.1 only, without a dashboard
+    ("local": even where RAY_ADDRESS or `ray start` names a running cluster); `options` go to
+    `ray.init` (tests give `num_cpus`)."""
+    with loopback_node():
+        ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False, **options)
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether a `--address` HOST:PORT names this machine's loopback interface (a cluster made on one machine)."""
+    host = address.rpartition(":")[0].strip("[]") if ":" in address else address
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def use_auth_token() -> bool:
+    """Before joining a cluster: send Ray's authentication token when RAY_AUTH_MODE is unset and a
+    token is at hand (RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH names, or ~/.ray/auth_token),
+    as `ray start` and `ray.init("auto")` do, where `ray.init("HOST:PORT")` would connect without
+    it and be refused. True if token authentication is on for this process (and its children)."""
+    logging.getLogger(authentication_token_setup.__name__).setLevel(logging.ERROR)  # its note speaks of starting a cluster
+    return authentication_token_setup.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def start_ray(sweep: Sweep) -> bool:
     """Join the cluster at --address, or start Ray on this machine; an initialised Ray session (a
     notebook, a test) is used as it is. True if this call started or joined it."""
     if ray.is_initialized():
         return False
     if sweep.args.address:
+        use_auth_token()
         try:
-            ray.init(address=sweep.args.address, logging_level=logging.ERROR, log_to_driver=False)
-        except (ConnectionError, TimeoutError, ValueError) as exc:
-            raise SweepError(f"--address {sweep.args.address}: cannot join the Ray cluster ({first_line(str(exc))})") from None
+            with loopback_node() if is_loopback_address(sweep.args.address) else contextlib.nullcontext():
+                ray.init(address=sweep.args.address, logging_level=logging.ERROR, log_to_driver=False)
+        except (ConnectionError, TimeoutError, ValueError, AuthenticationError) as exc:
+            raise SweepError(
+                f"--address {sweep.args.address}: cannot join the Ray cluster ({first_line(str(exc))}); a cluster with token authentication "
+                "(Ray's default) needs its token here too: ~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH (see docs/sweeps.md)"
+            ) from None
         return True
-    # "local": a new instance here, even where RAY_ADDRESS or a `ray start` names a running cluster
-    ray.init(address="local", include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    start_local_ray()
     resources = ray.cluster_resources()
     for name, wanted in (("CPU", sweep.args.cpus_per_trial), ("GPU", sweep.args.gpus_per_trial)):
         if wanted > resources.get(name, 0):
@@ -115,12 +174,34 @@ def run_trials(sweep: Sweep, todo: list[Trial], recorder: Recorder) -> None:
             recorder.record(crash_record(result.config["trial"], sweep.settings, f"{type(result.error).__name__}: {first_line(str(result.error))}"))
 
 
-def run(sweep: Sweep, command: Sequence[str]) -> int:
+class SigtermAsSigint:
+    """A SIGTERM handler that stops the sweep as SIGINT (Ctrl+C) does: Tune ends the running trials
+    and the tables of the finished ones are written. Ray's own handler, which `ray.init` installs,
+    exits at once with status 1 and a C++ stack dump and writes nothing."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.received = True
+        signal.raise_signal(signal.SIGINT)
+
+    def install(self) -> None:
+        """Handle SIGTERM here (again after `ray.init`, which replaces the handler)."""
+        signal.signal(signal.SIGTERM, self.handle)
+
+    def exit_status(self) -> int:
+        """The status of an interrupted sweep: 143 after SIGTERM, 130 after SIGINT."""
+        return 128 + (signal.SIGTERM if self.received else signal.SIGINT)
+
+
+def run(sweep: Sweep, command: Sequence[str], stop: SigtermAsSigint) -> int:
     """Run the sweep's missing trials and baselines, then write its tables: 0 if every trial is ok,
-    1 if some failed, 130 if it was interrupted. A new sweep's folder starts with sweep.json: its
-    defining settings and `command`, its flags."""
+    1 if some failed, 130 (SIGINT) or 143 (SIGTERM, through `stop`) if it was interrupted. A new
+    sweep's folder starts with sweep.json: its defining settings and `command`, its flags."""
     began = time.perf_counter()
     started = start_ray(sweep)
+    stop.install()
     if not sweep.args.resume:
         write_json(sweep.out / "sweep.json", {"settings": sweep.defining, "command": ["sweep.py", *command]})
     done = {t.id for t in sweep.trials if (read_json(result_path(sweep.out, t.id)) or {}).get("status") == "ok"}
@@ -159,7 +240,7 @@ def run(sweep: Sweep, command: Sequence[str]) -> int:
     _, failed = collect(sweep, recorder.records, time.perf_counter() - began)
     if interrupted:
         print(f"interrupted: continue with the same command and --resume (finished trials are kept in {sweep.out / 'results'})")
-        return 130
+        return stop.exit_status()
     return 1 if failed else 0
 
 
@@ -168,11 +249,15 @@ def main(argv: Sequence[str] | None = None, scripts: Path = REPO_ROOT) -> int:
     (default: this repository's; tests point it at copies so that models go there)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    stop = SigtermAsSigint()
+    previous = signal.signal(signal.SIGTERM, stop.handle)
     try:
-        return run(prepare(args, scripts), argv)
+        return run(prepare(args, scripts), argv, stop)
     except SweepError as exc:
         print(f"sweep.py: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sweep.py: interrupted", file=sys.stderr)
-        return 130
+        return stop.exit_status()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

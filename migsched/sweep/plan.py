@@ -4,6 +4,8 @@ the sweep's folder (sweep.json, the per-trial results that `--resume` reads)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import itertools
 import json
 import math
@@ -18,7 +20,7 @@ from typing import Any
 import yaml
 
 from migsched.cli import SEED_MAX
-from migsched.training import build_parser
+from migsched.training import UPPER_BOUNDS, build_parser, parse_args
 from migsched.versions import REPO_ROOT, VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -39,6 +41,9 @@ SET_BY_SWEEP = (
     "progress_bar",
     "record",
 )
+#: The most trials one sweep may plan: far above any sensible sweep, low enough that a typo in
+#: --seeds or a grid is refused before its trial list fills the memory.
+MAX_TRIALS = 100_000
 #: The settings that define a sweep's trials and figures, stored in `<out>/sweep.json`: `--resume` keeps them.
 DEFINING = ("versions", "workloads", "seeds", "num_steps", "N", "M", "preset", "grid", "eval_freq", "eval_episodes", "eval_seed", "cpsat_time")
 
@@ -158,6 +163,31 @@ def default_setting(versions: Sequence[str], name: str) -> int:
     return values.pop()
 
 
+def train_argv(spec: dict[str, Any], settings: dict[str, Any], record: Path) -> list[str]:
+    """The train.py flags of a trial: the sweep's, then its grid setting."""
+    argv: list[Any] = [
+        "--num_steps",
+        settings["num_steps"],
+        "--N",
+        settings["N"],
+        "--M",
+        settings["M"],
+        "--type_tasks",
+        spec["workload"],
+        "--seed",
+        spec["seed"],
+    ]
+    argv += ["--device", settings["device"], "--eval_episodes", settings["eval_episodes"], "--record", record]
+    argv += ["--preset", settings["preset"]] if settings["preset"] else []
+    argv += ["--eval_freq", settings["eval_freq"]] if settings["eval_freq"] is not None else []
+    for key, value in spec["hyperparameters"].items():
+        if key in settings["switches"]:
+            argv += [f"--{key}"] if value else []
+        else:
+            argv += [f"--{key}", value]
+    return [str(a) for a in argv]
+
+
 # --- the sweep's folder --------------------------------------------------------------------------
 
 
@@ -203,8 +233,9 @@ def prepare(args: argparse.Namespace, scripts: Path = REPO_ROOT) -> Sweep:
     n_slots = default_setting(versions, "N") if args.N is None else args.N
     levels = default_setting(versions, "M") if args.M is None else args.M
     for flag, value in (("seeds", args.seeds), ("num_steps", args.num_steps), ("N", n_slots), ("M", levels), ("eval_episodes", args.eval_episodes)):
-        if value < 1:
-            raise SweepError(f"--{flag} must be a positive integer, got {value}")
+        highest = UPPER_BOUNDS.get(flag, MAX_TRIALS)
+        if not 1 <= value <= highest:
+            raise SweepError(f"--{flag} must be a positive integer" + ("" if value < 1 else f" of at most {highest}") + f", got {value}")
     if args.eval_freq is not None and args.eval_freq < 0:
         raise SweepError(f"--eval_freq must be 0 (off) or positive, got {args.eval_freq}")
     if not (math.isfinite(args.gpus_per_trial) and args.gpus_per_trial >= 0):
@@ -239,7 +270,25 @@ def prepare(args: argparse.Namespace, scripts: Path = REPO_ROOT) -> Sweep:
         "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes, "eval_seed": args.eval_seed, "cpsat_time": defining["cpsat_time"],
         "device": "gpu" if args.gpus_per_trial > 0 else "cpu", "switches": sorted(switches),
     }  # fmt: skip
+    count = len(versions) * len(workloads) * args.seeds * math.prod(len(values) for values in grid.values())
+    if count > MAX_TRIALS:
+        raise SweepError(f"{count} trials (versions x workloads x seeds x grid settings): at most {MAX_TRIALS} in one sweep")
     trials = plan(versions, workloads, args.seeds, grid)
     if len({t.id for t in trials}) < len(trials):
         raise SweepError(f"--grid {args.grid}: two values differ only in characters that file names replace with _")
+    for trial in trials:
+        check_trial(trial, settings)
     return Sweep(args, out, trials, defining, settings)
+
+
+def check_trial(trial: Trial, settings: dict[str, Any]) -> None:
+    """SweepError, with train.py's own one-line message and the trial's name, unless its train.py
+    parser accepts the trial's flags. The check runs here, on the driver: with --device cpu (a
+    cluster node may have the GPU this machine lacks) and a record file in the temporary folder."""
+    argv = train_argv(trial.spec(), settings | {"device": "cpu"}, Path(tempfile.gettempdir()) / "sweep-check.json")
+    message = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(message):
+            parse_args(trial.version, argv)
+    except SystemExit:
+        raise SweepError(f"trial {trial.id}: {message.getvalue().strip() or 'train.py refuses its flags'}") from None

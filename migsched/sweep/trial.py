@@ -18,7 +18,7 @@ from typing import IO, Any
 from ray import tune
 
 from migsched.evaluation import BASELINES, evaluate, load_model
-from migsched.sweep.plan import env_config, read_json
+from migsched.sweep.plan import env_config, read_json, train_argv
 from migsched.versions import get_version
 
 LOG_TAIL_LINES = 12
@@ -48,31 +48,6 @@ def trial_files(settings: dict[str, Any], trial: str) -> tuple[Path, Path]:
         local = Path(tempfile.mkdtemp(prefix="migsched-sweep-"))
         return local / log.name, local / record.name
     return log, record
-
-
-def train_argv(spec: dict[str, Any], settings: dict[str, Any], record: Path) -> list[str]:
-    """The train.py flags of a trial: the sweep's, then its grid setting."""
-    argv: list[Any] = [
-        "--num_steps",
-        settings["num_steps"],
-        "--N",
-        settings["N"],
-        "--M",
-        settings["M"],
-        "--type_tasks",
-        spec["workload"],
-        "--seed",
-        spec["seed"],
-    ]
-    argv += ["--device", settings["device"], "--eval_episodes", settings["eval_episodes"], "--record", record]
-    argv += ["--preset", settings["preset"]] if settings["preset"] else []
-    argv += ["--eval_freq", settings["eval_freq"]] if settings["eval_freq"] is not None else []
-    for key, value in spec["hyperparameters"].items():
-        if key in settings["switches"]:
-            argv += [f"--{key}"] if value else []
-        else:
-            argv += [f"--{key}", value]
-    return [str(a) for a in argv]
 
 
 def run_training(script: Path, argv: list[str], log: IO[str]) -> int:
