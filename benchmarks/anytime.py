@@ -1,6 +1,6 @@
 """Schedule quality against seconds per batch: the agent's search, CP-SAT and the baselines.
 
-    taskset -c 0 python benchmarks/anytime.py --version float --model float/trained_models/X.zip --type_tasks mix_scaling_soft [--episodes 40 --first_seed 1000 --limits 0.01,0.1,1,5 --reference 10 --out anytime_runs/NAME --cpsat_from anytime_runs/OTHER/anytime.csv]
+    taskset -c 0 python benchmarks/anytime.py --version float --model float/trained_models/X.zip --type_tasks mix_scaling_soft [--episodes 40 --seed 1000 --limits 0.01,0.1,1,5 --reference 10 --out anytime_runs/NAME --cpsat_from anytime_runs/OTHER/anytime.csv]
 
 On the seeded episodes first_seed .. first_seed + episodes - 1 (N and M from the model, or
 --N/--M without one), every makespan is divided by the CP-SAT reference's makespan on the same
@@ -41,6 +41,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from migsched.cli import OneLineParser
 from migsched.evaluation import load_model, schedule_hint
 from migsched.models import TRUST_FLAG, TRUST_HELP
 from migsched.policies import make_baseline
@@ -88,13 +89,13 @@ def timed(call: Callable[[], T]) -> tuple[T, float]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The flags, checked; the limits parsed and the output folder filled in."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--version", choices=[v for v in VERSIONS if get_version(v).offline], required=True)
-    parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, required=True)
+    parser = OneLineParser(prog="anytime.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", choices=[v for v in VERSIONS if get_version(v).offline], required=True, help="an offline version")
+    parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, required=True, help="the workload of the episodes")
     parser.add_argument("--model", help="trained model of --version, its zip or weights-only .pt (without it: baselines and CP-SAT only)")
     parser.add_argument(TRUST_FLAG, action="store_true", help=f"with --model: {TRUST_HELP}")
-    parser.add_argument("--episodes", type=int, default=40)
-    parser.add_argument("--first_seed", type=int, default=1000)
+    parser.add_argument("--episodes", type=int, default=40, help="seeded episodes (batches)")
+    parser.add_argument("--seed", dest="first_seed", type=int, default=1000, help="seed of the first episode; episode k uses seed + k (default 1000)")
     parser.add_argument("--limits", default="0.01,0.1,1,5", help="comma-separated seconds per batch for the search and CP-SAT")
     parser.add_argument("--reference", type=float, default=10.0, help="seconds of the CP-SAT reference per batch")
     parser.add_argument("--search_seed", type=int, default=0, help="seed of the search's rollouts")

@@ -10,12 +10,13 @@ unless --names gives the names. Runs need not share their methods: a missing one
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from migsched.cli import OneLineParser
 
 ROW_ORDER = ("agent", "search", "cpsat", "static", "greedy", "far")
 LABELS = {"agent": "agent, deterministic", "search": "agent, search {limit} s", "cpsat": "CP-SAT {limit} s"}
@@ -61,7 +62,7 @@ def table_by_run(names: Sequence[str], runs: Sequence[dict[tuple[str, str], floa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="anytime_table.py", description=__doc__.splitlines()[0])
     parser.add_argument("csvs", nargs="+", type=Path, help="anytime.csv files")
     parser.add_argument("--names", help="comma-separated column names, one per CSV")
     parser.add_argument("--rows", action="store_true", help="a row per run instead of a column")

@@ -15,7 +15,6 @@ in each round, so a drift of the machine's speed hits them alike.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -25,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from migsched.cli import OneLineParser
 from migsched.versions import REPO_ROOT, VERSIONS, get_version
 
 POLICIES: dict[str, dict[str, str]] = {
@@ -80,8 +80,8 @@ def measure(folders: list[Path], rollouts: int, policy: str, condition: str) -> 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--version", choices=VERSIONS, default="float")
+    parser = OneLineParser(prog="busy_speed.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", choices=VERSIONS, default="float", help="the version whose training is measured")
     parser.add_argument("--rollouts", type=int, default=20, help="rollouts of rollout_steps (hyperparams.yaml: 2048) transitions per run (default 20)")
     parser.add_argument("--runs", type=int, default=3, help="runs per policy and condition; the median is printed (default 3)")
     parser.add_argument("--policies", default="default,threads1,passive", help=f"comma-separated, from {','.join(POLICIES)}")

@@ -10,10 +10,10 @@ bound / lower bound.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 from migsched import make_env
+from migsched.cli import OneLineParser
 from migsched.evaluation import schedule_hint
 from migsched.policies.base import run_episode
 from migsched.policies.cpsat import solve_cpsat
@@ -29,10 +29,10 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=10)
-    parser.add_argument("--time", type=float, default=10.0)
-    parser.add_argument("--type_tasks", default="mix_scaling_soft")
+    parser = OneLineParser(prog="cpsat_options.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=10, help="seeded batches solved with each option set")
+    parser.add_argument("--time", type=float, default=10.0, help="CP-SAT seconds per batch")
+    parser.add_argument("--type_tasks", default="mix_scaling_soft", help="workload of the batches")
     args = parser.parse_args()
     env = make_env("float", {"N": 14, "M": 14}, args.type_tasks)
     results: dict[str, list[tuple[float, bool, float]]] = {name: [] for name in VARIANTS}

@@ -8,12 +8,12 @@ resetting when an episode ends (resets included); the figure is the median over 
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import time
 
 from migsched import VERSIONS, make_env
+from migsched.cli import OneLineParser
 from migsched.env import REWARDS
 
 
@@ -31,12 +31,12 @@ def steps_per_second(version: str, n_slots: int, levels: int, steps: int, seed: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--N", type=int, default=14)
-    parser.add_argument("--M", type=int, default=14)
-    parser.add_argument("--steps", type=int, default=200_000)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--versions", default=",".join(VERSIONS))
+    parser = OneLineParser(prog="env_speed.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--N", type=int, default=14, help="ready task slots")
+    parser.add_argument("--M", type=int, default=14, help="discretization levels")
+    parser.add_argument("--steps", type=int, default=200_000, help="random masked steps per run")
+    parser.add_argument("--runs", type=int, default=5, help="runs; the median is printed")
+    parser.add_argument("--version", dest="versions", default=",".join(VERSIONS), help="one version or several, comma-separated (default: all five)")
     parser.add_argument("--reward", choices=REWARDS, default="levels", help="the env_config reward")
     args = parser.parse_args()
     print(f"random masked policy, N={args.N} M={args.M}, reward={args.reward}, {args.steps} steps x {args.runs} runs")

@@ -37,6 +37,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from migsched.cli import CPSAT_SECONDS, OneLineParser
 from migsched.evaluation import Row, evaluate
 from migsched.models import load_checked_model
 from migsched.pretrain import TEACHERS
@@ -54,9 +55,9 @@ def config(version: str) -> dict[str, int]:
 
 def parse_args() -> argparse.Namespace:
     """The flags, checked; the run's steps, checkpoint interval and output folder filled in."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--version", choices=VERSIONS, required=True)
-    parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, required=True)
+    parser = OneLineParser(prog="quality.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", choices=VERSIONS, required=True, help="the version to train and measure")
+    parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, required=True, help="the workload")
     parser.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
     parser.add_argument("--preset", choices=("fast", "none"), default="fast", help="train.py --preset, or none for the defaults")
     parser.add_argument("--pretrain", choices=(*TEACHERS, "none"), help="train.py --pretrain (none: no clone, whatever the preset says)")
@@ -65,7 +66,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--num_steps", type=int, help="train.py --num_steps (default: the budget at the preset's measured fps)")
     parser.add_argument("--save_freq", type=int, help="checkpoint interval in timesteps (default: a 30th of --num_steps)")
     parser.add_argument("--episodes", type=int, default=20, help="seeded evaluation episodes (default 20)")
-    parser.add_argument("--cpsat_time", type=float, default=5.0, help="CP-SAT seconds per batch (default 5)")
+    parser.add_argument("--cpsat_time", type=float, default=CPSAT_SECONDS, help=f"CP-SAT seconds per batch (default {CPSAT_SECONDS:g})")
     parser.add_argument("--out", type=Path, help="output folder (default quality_runs/<version>_<type_tasks>_<preset>[_pretrain])")
     args = parser.parse_args()
     if args.minutes <= 0 or args.episodes < 1:

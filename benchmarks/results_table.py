@@ -9,11 +9,11 @@ CP-SAT run per workload serves them all).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
 from pathlib import Path
 
+from migsched.cli import OneLineParser
 from migsched.versions import VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -37,8 +37,8 @@ def cell(rows: list[dict[str, str]], policy: str, cpsat: dict[str, float]) -> st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
+    parser = OneLineParser(prog="results_table.py", description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="the folder of result CSVs")
     args = parser.parse_args()
     print("| version | workload | " + " | ".join(POLICIES) + " |")
     print("|---|---|" + "---|" * len(POLICIES))

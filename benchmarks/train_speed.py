@@ -1,6 +1,6 @@
 """Training fps of each version's train.py with the default settings and with the fast CPU settings.
 
-    python benchmarks/train_speed.py [--versions float,online] [--settings defaults,fast] [--rollouts 5] [--runs 3]
+    python benchmarks/train_speed.py [--version float,online] [--settings defaults,fast] [--rollouts 5] [--runs 3]
 
 Each run is a real `python <version>/train.py` subprocess at N=14 M=14 on mix_scaling_soft for
 `--rollouts` rollouts of the version's rollout_steps (2048) transitions. Its fps is the timesteps it trained over the seconds
@@ -16,7 +16,6 @@ episodes of 30 steps): the fps no implementation of the environment can beat. Ea
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import re
 import statistics
@@ -33,6 +32,7 @@ import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
+from migsched.cli import OneLineParser
 from migsched.training import OPTIMIZER_KWARGS
 from migsched.versions import VERSIONS, get_version, make_env
 from migsched.workers import torch_threads
@@ -134,11 +134,11 @@ def in_fresh_process(function: Any, *args: Any) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", default=",".join(VERSIONS))
+    parser = OneLineParser(prog="train_speed.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", dest="versions", default=",".join(VERSIONS), help="one version or several, comma-separated (default: all five)")
     parser.add_argument("--settings", default="defaults,fast", help=f"from {','.join(SETTINGS)}")
-    parser.add_argument("--rollouts", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rollouts", type=int, default=5, help="PPO rollouts per timed run")
+    parser.add_argument("--runs", type=int, default=3, help="runs per setting; the median is printed")
     parser.add_argument("--reference", action="store_true", help="also train the defaults on a free stand-in environment")
     args = parser.parse_args()
     settings = args.settings.split(",")

@@ -61,7 +61,11 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """argparse's, and the help of a flag that takes a value says its default when it does not already."""
         action = super().add_argument(*args, **kwargs)
+        if action.option_strings and action.nargs != 0 and not action.required and action.help and "default" not in action.help:
+            shown = "none" if action.default is None else str(action.default).replace("%", "%%")
+            action.help = f"{action.help} (default {shown})"
         self.flags.update({option.removeprefix("--"): action for option in action.option_strings if option.startswith("--")})
         return action
 

@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("eval_csv", help="trained_models/<model name>_eval.csv written by train.py --eval_freq")
     parser.add_argument("--out", help="image to write, .png, .pdf, .svg, ... (default: the CSV's name with .png)")
-    parser.add_argument("--x", choices=("timesteps", "minutes"), default="timesteps")
+    parser.add_argument("--x", choices=("timesteps", "minutes"), default="timesteps", help="the x axis: training timesteps or minutes")
     args = parser.parse_args(argv)
     out = args.out or str(Path(args.eval_csv).with_suffix(".png"))
     check_image_file(parser, "--out", out)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from migsched.cli import progress
 from migsched.policies import make_baseline
 from migsched.search import search
 from migsched.versions import make_env
@@ -68,7 +69,7 @@ def demonstrations(
     env = make_env(version, env_config, type_tasks)
     policy = make_baseline(teacher)
     recorder = _Recorder()
-    for k in range(episodes):
+    for k in progress(range(episodes), episodes, f"clone: {teacher}'s episodes", "episode"):
         if should_stop():
             raise Stopped
         recorder.play(env, DEMO_SEED + k, lambda: policy.act(env), before=lambda seed: policy.reset(env, seed))
@@ -94,7 +95,7 @@ def imitation_demonstrations(
     Raises Stopped as soon as `should_stop()` is true after an episode."""
     env = make_env(version, env_config, type_tasks)
     recorder, deterministic = _Recorder(), []
-    for k in range(episodes):
+    for k in progress(range(episodes), episodes, f"self-imitation: best of {samples + 1} rollouts", "episode"):
         if should_stop():
             raise Stopped
         best = search(model, env, samples=samples, seed=seed + k, reset_seed=first_seed + k, batch=max(1, samples), temperature=temperature, hindsight=True)
@@ -148,7 +149,7 @@ def clone(model: Any, data: Demonstrations, epochs: int, batch_size: int = 256, 
     returns = torch.as_tensor(data.returns, device=device)
     generator = np.random.default_rng(seed)
     policy.set_training_mode(True)
-    for _ in range(epochs):
+    for _ in progress(range(epochs), epochs, "clone: epochs", "epoch"):
         order = generator.permutation(len(data))
         for start in range(0, len(order), batch_size):
             if should_stop():

@@ -122,7 +122,7 @@ def test_anytime_refuses_cpsat_rows_of_other_batches_hints_or_limits(tmp_path: P
     for flags, message in (
         (["--type_tasks", "bad_scaling", "--limits", "0.01"], "is another batch"),
         (["--type_tasks", "mix_scaling_soft", "--limits", "0.02"], "has no cpsat row for seed 1000 at 0.02 s"),
-        (["--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--first_seed", "7"], "has no cpsat_reference row for seed 7"),
+        (["--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--seed", "7"], "has no cpsat_reference row for seed 7"),
     ):
         result = anytime(*flags, *reused, check=False)
         assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr

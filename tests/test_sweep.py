@@ -230,29 +230,29 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFix
     bad_yaml = write(tmp_path / "bad.yaml", "batch_size: [1,\n")
     unknown_key = write(tmp_path / "unknown.yaml", "batch_sise: [64]\n")
     cases = [
-        (["--versions", "float,fast"], "--versions: unknown 'fast'"),
-        (["--versions", "float", "--N", "100000"], "--N must be a positive integer of at most 256, got 100000"),
-        (["--versions", "float", "--M", "0"], "--M must be a positive integer, got 0"),
-        (["--versions", "float", "--eval_episodes", "10001"], "--eval_episodes must be a positive integer of at most 10000, got 10001"),
-        (["--versions", "float", "--seeds", "100001"], "--seeds must be a positive integer of at most 100000"),
-        (["--versions", "float", "--type_tasks", "heavy"], "--type_tasks: unknown 'heavy'"),
-        (["--versions", "float", "--seeds", "0"], "--seeds must be a positive integer"),
-        (["--versions", "float", "--grid", str(tmp_path / "missing.yaml")], "cannot read it"),
-        (["--versions", "float", "--grid", bad_yaml], "not valid YAML"),
-        (["--versions", "float", "--grid", unknown_key], "not train.py flags: batch_sise"),
-        (["--versions", "float", "--preset", "slow"], "--preset slow: float/train.py knows fast"),
-        (["--versions", "float", "--resume"], "is not a sweep folder"),
-        (["--versions", "float", "--seeds", "two"], "invalid int value"),
+        (["--version", "float,fast"], "--version: unknown 'fast'"),
+        (["--version", "float", "--N", "100000"], "--N must be a positive integer of at most 256, got 100000"),
+        (["--version", "float", "--M", "0"], "--M must be a positive integer, got 0"),
+        (["--version", "float", "--eval_episodes", "10001"], "--eval_episodes must be a positive integer of at most 10000, got 10001"),
+        (["--version", "float", "--seeds", "100001"], "--seeds must be a positive integer of at most 100000"),
+        (["--version", "float", "--type_tasks", "heavy"], "--type_tasks: unknown 'heavy'"),
+        (["--version", "float", "--seeds", "0"], "--seeds must be a positive integer"),
+        (["--version", "float", "--grid", str(tmp_path / "missing.yaml")], "cannot read it"),
+        (["--version", "float", "--grid", bad_yaml], "not valid YAML"),
+        (["--version", "float", "--grid", unknown_key], "not train.py flags: batch_sise"),
+        (["--version", "float", "--preset", "slow"], "--preset slow: float/train.py knows fast"),
+        (["--version", "float", "--resume"], "is not a sweep folder"),
+        (["--version", "float", "--seeds", "two"], "invalid int value"),
     ]
     for argv, message in cases:
         assert message in fails([*argv, *base], capsys)
     assert not Path(out).exists()
     Path(out).mkdir()
-    assert "exists: add --resume" in fails(["--versions", "float", *base], capsys)
+    assert "exists: add --resume" in fails(["--version", "float", *base], capsys)
 
 
 def test_bad_numbers_and_binary_grids_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["--versions", "float", "--num_steps", "100", "--out", str(tmp_path / "sweep")]
+    base = ["--version", "float", "--num_steps", "100", "--out", str(tmp_path / "sweep")]
     archive = tmp_path / "grid.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
         handle.writestr("grid.yaml", "batch_size: [64, 512]\n" * 50)
@@ -263,8 +263,8 @@ def test_bad_numbers_and_binary_grids_are_one_line_errors(tmp_path: Path, capsys
         (["--cpsat_time", "nan"], "argument --cpsat_time: expected a finite number above 0"),
         (["--cpus_per_trial", "inf"], "argument --cpus_per_trial: expected a finite number above 0"),
         (["--gpus_per_trial", "nan"], "--gpus_per_trial must be 0 or more"),
-        (["--eval_seed", "-1"], "argument --eval_seed: a seed must be in 0..4294967295"),
-        (["--eval_seed", "4294967295", "--eval_episodes", "2"], "the last episode's seed would pass 4294967295"),
+        (["--seed", "-1"], "argument --seed: a seed must be in 0..4294967295"),
+        (["--seed", "4294967295", "--eval_episodes", "2"], "the last episode's seed would pass 4294967295"),
     ]
     for argv, message in cases:
         assert message in fails([*argv, *base], capsys), argv
@@ -272,7 +272,7 @@ def test_bad_numbers_and_binary_grids_are_one_line_errors(tmp_path: Path, capsys
 
 
 def test_every_trials_flags_pass_train_pys_parser_before_ray_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["--versions", "float,entropy", "--type_tasks", "wide_times", "--out", str(tmp_path / "sweep")]
+    base = ["--version", "float,entropy", "--type_tasks", "wide_times", "--out", str(tmp_path / "sweep")]
     err = fails([*base, "--num_steps", "100"], capsys)
     assert err == (
         "sweep.py: error: trial float-wide_times-seed0: train.py: error: --num_steps 100 is less than one rollout: "
@@ -285,7 +285,7 @@ def test_every_trials_flags_pass_train_pys_parser_before_ray_starts(tmp_path: Pa
 
 
 def test_n_m_and_the_online_queue_default_to_the_versions_hyperparams(tmp_path: Path) -> None:
-    sweep = prepare(parse_args(["--versions", "float,online", "--num_steps", "2048", "--out", str(tmp_path / "s")]))
+    sweep = prepare(parse_args(["--version", "float,online", "--num_steps", "2048", "--out", str(tmp_path / "s")]))
     defaults = get_version("online").defaults
     assert (
         (sweep.defining["N"], sweep.defining["M"]) == (defaults["N"], defaults["M"]) == (get_version("float").defaults["N"], get_version("float").defaults["M"])
@@ -296,14 +296,14 @@ def test_n_m_and_the_online_queue_default_to_the_versions_hyperparams(tmp_path: 
 
 def test_the_command_line_error_has_no_traceback(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "sweep.py"), "--versions", "nope", "--num_steps", "5", "--out", str(tmp_path / "s")],
+        [sys.executable, str(ROOT / "sweep.py"), "--version", "nope", "--num_steps", "5", "--out", str(tmp_path / "s")],
         check=False,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 2
-    assert done.stderr.startswith("sweep.py: error: --versions: unknown 'nope'") and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("sweep.py: error: --version: unknown 'nope'") and done.stderr.count("\n") == 1
     assert done.stdout == ""
 
 
@@ -328,7 +328,7 @@ def is_loopback(address: str) -> bool:
 def test_a_local_sweeps_ray_listens_on_the_loopback_interface_only(tmp_path: Path) -> None:
     assert not ray.is_initialized()
     assert is_loopback("::ffff:127.0.0.1") and is_loopback("::1") and not is_loopback("::") and not is_loopback("0.0.0.0")
-    sweep = prepare(parse_args(["--versions", "float", "--num_steps", "2048", "--out", str(tmp_path / "s")]))
+    sweep = prepare(parse_args(["--version", "float", "--num_steps", "2048", "--out", str(tmp_path / "s")]))
     assert start_ray(sweep)
     try:
         assert ray.get(ray.remote(lambda: 1).remote()) == 1, "a worker process runs too"
@@ -345,7 +345,7 @@ JOIN = """import sys
 import ray
 from migsched.sweep import parse_args, start_ray
 from migsched.sweep.plan import prepare
-sweep = prepare(parse_args(["--versions", "float", "--num_steps", "2048", "--address", sys.argv[1], "--out", sys.argv[2]]))
+sweep = prepare(parse_args(["--version", "float", "--num_steps", "2048", "--address", sys.argv[1], "--out", sys.argv[2]]))
 assert start_ray(sweep)
 print("joined", ray.cluster_resources().get("CPU"), sorted(k for k in ray.cluster_resources() if k.startswith("node:")))
 ray.shutdown()
@@ -413,7 +413,7 @@ def test_sigterm_stops_the_sweep_as_sigint_does(tmp_path: Path) -> None:
     scripts = tmp_path / "versions"
     version_copy("float", scripts)
     grid, out = write(tmp_path / "grid.yaml", "pretrain: none\n"), tmp_path / "out"
-    argv = ["--versions", "float", "--type_tasks", "wide_times", "--seeds", "4", "--num_steps", str(STEPS), "--N", "3", "--M", "4", "--preset", "fast"]
+    argv = ["--version", "float", "--type_tasks", "wide_times", "--seeds", "4", "--num_steps", str(STEPS), "--N", "3", "--M", "4", "--preset", "fast"]
     argv += ["--grid", grid, "--eval_freq", "0", "--eval_episodes", str(EPISODES), "--no_cpsat", "--out", str(out)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", RAY_ADDRESS="")
     process = subprocess.Popen([sys.executable, "-c", SWEEP, str(scripts), *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -446,7 +446,7 @@ def ray_session():
 
 def sweep_argv(out: Path, grid: str) -> list[str]:
     return [
-        "--versions", ",".join(VERSIONS), "--type_tasks", ",".join(WORKLOADS), "--seeds", "1", "--num_steps", str(STEPS), "--N", "3", "--M", "4",
+        "--version", ",".join(VERSIONS), "--type_tasks", ",".join(WORKLOADS), "--seeds", "1", "--num_steps", str(STEPS), "--N", "3", "--M", "4",
         "--preset", "fast", "--grid", grid, "--eval_freq", "1024", "--eval_episodes", str(EPISODES), "--cpsat_time", "1", "--out", str(out),
     ]  # fmt: skip
 

@@ -1,6 +1,6 @@
 """Sweeps: train and evaluate many agents with Ray Tune, on this machine or on a Ray cluster: `sweep.py`.
 
-    python sweep.py --versions float,direct_reconfig --type_tasks all --seeds 3 --num_steps 2000000 --out sweeps/NAME
+    python sweep.py --version float,direct_reconfig --type_tasks all --seeds 3 --num_steps 2000000 --out sweeps/NAME
 
 A trial is one (version, workload, seed, grid setting). `plan` checks the flags and the grid
 against train.py's own parser and lists the trials; `trial` runs one on a Ray worker (an
@@ -31,7 +31,7 @@ from ray._private import ray_constants
 from ray._private.authentication import authentication_token_setup
 from ray.exceptions import AuthenticationError
 
-from migsched.cli import OneLineParser, positive_float, seed_int
+from migsched.cli import CPSAT_SECONDS, OneLineParser, positive_float, seed_int
 from migsched.sweep.plan import Sweep, SweepError, Trial, baseline_path, prepare, read_json, result_path, write_json
 from migsched.sweep.report import Recorder, collect
 from migsched.sweep.trial import ANSI, baseline_episodes, crash_record, first_line, run_trial
@@ -51,7 +51,7 @@ def yaml_default(name: str) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The flags of sweep.py; argparse's own errors exit with status 2."""
     parser = OneLineParser(prog="sweep.py", description="Train and evaluate every chosen version x workload x seed x grid setting with Ray Tune.")
-    parser.add_argument("--versions", required=True, help=f"comma-separated, from {','.join(VERSIONS)}, or all")
+    parser.add_argument("--version", dest="versions", required=True, help=f"one version or several, comma-separated, from {','.join(VERSIONS)}, or all")
     parser.add_argument("--type_tasks", default="all", help=f"workloads, comma-separated, from {','.join(WORKLOAD_NAMES)}, or all (default all)")
     parser.add_argument("--seeds", type=int, default=1, help="training seeds per setting: 0, 1, ... (default 1)")
     parser.add_argument("--num_steps", type=int, required=True, help="training timesteps per trial")
@@ -61,8 +61,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grid", help="YAML file of train.py flags to sweep (see sweeps/example_grid.yaml)")
     parser.add_argument("--eval_freq", type=int, help="train.py --eval_freq: evaluations during training, which keep the best checkpoint (default: train.py's)")
     parser.add_argument("--eval_episodes", type=int, default=20, help="seeded episodes of the final evaluation (and of train.py's) (default 20)")
-    parser.add_argument("--eval_seed", type=seed_int, default=0, help="seed of the first final-evaluation episode (default 0)")
-    parser.add_argument("--cpsat_time", type=positive_float, default=5.0, help="CP-SAT seconds per episode (default 5)")
+    parser.add_argument(
+        "--seed",
+        dest="eval_seed",
+        type=seed_int,
+        default=0,
+        help="seed of the first final-evaluation episode; episode k uses seed + k (default 0; training seeds: --seeds)",
+    )
+    parser.add_argument("--cpsat_time", type=positive_float, default=CPSAT_SECONDS, help=f"CP-SAT seconds per episode (default {CPSAT_SECONDS:g})")
     parser.add_argument("--no_cpsat", action="store_true", help="skip the CP-SAT reference (the / cpsat columns stay empty)")
     parser.add_argument("--address", help="join this Ray cluster (e.g. ray://host:10001 or auto) instead of starting Ray here")
     parser.add_argument("--cpus_per_trial", type=positive_float, default=1.0, help="CPUs Ray reserves per trial and per baseline job (default 1)")

@@ -228,7 +228,7 @@ def baseline_path(out: Path, version: str, workload: str) -> Path:
 def prepare(args: argparse.Namespace, scripts: Path = REPO_ROOT) -> Sweep:
     """Check the flags, the grid (against each version's train.py parser) and the folder;
     SweepError on bad input. The trials run `<scripts>/<version>/train.py`."""
-    versions = choose(args.versions, VERSIONS, "--versions")
+    versions = choose(args.versions, VERSIONS, "--version")
     workloads = choose(args.type_tasks, WORKLOAD_NAMES, "--type_tasks")
     n_slots = default_setting(versions, "N") if args.N is None else args.N
     levels = default_setting(versions, "M") if args.M is None else args.M
@@ -241,7 +241,7 @@ def prepare(args: argparse.Namespace, scripts: Path = REPO_ROOT) -> Sweep:
     if not (math.isfinite(args.gpus_per_trial) and args.gpus_per_trial >= 0):
         raise SweepError(f"--gpus_per_trial must be 0 or more, got {args.gpus_per_trial}")
     if args.eval_seed + args.eval_episodes - 1 > SEED_MAX:
-        raise SweepError(f"--eval_seed {args.eval_seed} + --eval_episodes {args.eval_episodes}: the last episode's seed would pass {SEED_MAX}")
+        raise SweepError(f"--seed {args.eval_seed} + --eval_episodes {args.eval_episodes}: the last episode's seed would pass {SEED_MAX}")
     out = Path(args.out).resolve()
     if args.resume and not (out / "sweep.json").is_file():
         raise SweepError(f"--resume: {args.out} is not a sweep folder (no sweep.json)")
