@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine; each creates .venv and installs the requirements first.
-#   make train   trains a float agent for a short run (writes float/trained_models/)
+#   make train   trains a float agent for a short run (writes float/trained_models/), then
+#                schedules the real tasks of tests/data/rodinia_a30.txt with it into schedule.json
 #   make test    runs the test suite (pytest)
 #   make lint    checks the formatting and the lint rules of pyproject.toml (ruff), as CI does
 PYTHON ?= python3
@@ -16,7 +17,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 train: $(VENV)/.installed
-	cd float && $(BIN)/python train.py --num_steps 100000 --N 14 --M 14 --type_tasks mix_scaling_soft --preset fast --eval_freq 20000
+	cd float && $(BIN)/python train.py --num_steps 100000 --N 14 --M 14 --type_tasks mix_scaling_soft --preset fast --eval_freq 20000 --record ../.last_run.json
+	$(BIN)/python -m migsched schedule --model "$$($(BIN)/python -c 'import json; print(json.load(open(".last_run.json"))["weights"])')" \
+		--tasks tests/data/rodinia_a30.txt --out schedule.json
 
 test: $(VENV)/.installed
 	$(BIN)/pytest -q
