@@ -33,7 +33,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 from migsched.cli import OneLineParser
-from migsched.training import OPTIMIZER_KWARGS
+from migsched.models import OPTIMIZER_KWARGS
 from migsched.versions import VERSIONS, get_version, make_env
 from migsched.workers import torch_threads
 

@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.observations import FloatObservation, IntegerObservation
 from migsched.replay import Schedule, lower_bound, replay
 from migsched.state import SchedState

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.state import RECONFIGURE, RUN, Decision
 
 BUSY = "busy"

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.cli import OneLineParser, add_search_flags, check_bounds, check_image_file, check_output_file, check_search_flags
 from migsched.env import MigSchedEnv
 from migsched.evaluation import load_model

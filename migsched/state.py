@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from migsched import a100
+import migsched.a100 as a100
 
 NUM_SLICES = a100.NUM_SLICES
 FIRST_RUN_ACTION = 1 + a100.NUM_PARTITIONS

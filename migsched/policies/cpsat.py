@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.a100 import NUM_SLICES, SIZES
 from migsched.cli import CPSAT_SECONDS
 

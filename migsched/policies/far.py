@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.env import MigSchedEnv
 from migsched.policies.base import Policy
 from migsched.policies.far_plan import CHILDREN, DFS_ORDER, ROOT, Node, plan_far

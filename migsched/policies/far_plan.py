@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.a100 import NUM_SLICES, SIZE_INDEX, SIZES
 
 CREATE_COST: Mapping[int, float] = MappingProxyType(a100.CREATE_COST)

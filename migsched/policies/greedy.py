@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.env import MigSchedEnv
 from migsched.policies.base import Policy
 from migsched.policies.list_scheduling import next_action, plan, same_partition

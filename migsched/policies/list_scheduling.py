@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.state import FIRST_RUN_ACTION, SchedState
 
 
