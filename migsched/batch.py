@@ -1,0 +1,674 @@
+"""Many episodes of the MDP in arrays: `BatchEnv` steps all its lanes in one call.
+
+`BatchEnv` is a Stable-Baselines3 `VecEnv` of `num_envs` lanes of one version. Each lane is
+one episode of exactly the model `SchedState` and `MigSchedEnv` implement (MIG_MODEL.md
+sections 3-8): the same masks, observations, rewards, terminations and final `info`, bit for
+bit (tests/test_batch.py holds the two against each other). The lanes' state lives in numpy
+arrays; the transitions, masks and observations of all lanes are one loop compiled by numba
+(`cache=True`: the first import on a machine compiles for about half a minute, later ones load
+the cache). The random episodes are drawn with numpy from each lane's own generator, with the
+same calls `MigSchedEnv.reset` makes, so lane `i` of a `BatchEnv` seeded with `seed` plays the
+episodes of a scalar environment reset with `seed=seed + i` (SB3's `VecEnv.seed` convention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from numba import njit
+from stable_baselines3.common.vec_env import VecEnv
+
+from migsched import a100
+from migsched.env import check_reset_options
+from migsched.state import DUST, FIRST_RUN_ACTION
+from migsched.versions import load_env_class
+from migsched.workloads import check_workload, class_counts
+
+NUM_SLICES = a100.NUM_SLICES
+NUM_SIZES = len(a100.SIZES)
+
+# --- the A100's tables (MIG_MODEL.md section 1) as arrays the compiled loop reads -------------
+
+_ROWS = a100.NUM_PARTITIONS + 1  # row 0 is unused: partitions are numbered from 1
+INST_COUNT = np.zeros(_ROWS, np.int64)
+INST_START = np.zeros((_ROWS, NUM_SLICES), np.int64)
+INST_SIZE = np.zeros((_ROWS, NUM_SLICES), np.int64)
+INST_COLUMN = np.zeros((_ROWS, NUM_SLICES), np.int64)
+INST_BITS = np.zeros((_ROWS, NUM_SLICES), np.int64)
+LABEL_COLUMN = np.zeros((_ROWS, NUM_SLICES), np.int64)  # size column of the instance covering each slice
+NEW_COUNT = np.zeros((_ROWS, _ROWS), np.int64)  # how many instances a reconfiguration p -> q creates
+NEW_INSTANCE = np.zeros((_ROWS, _ROWS, NUM_SLICES), np.int64)  # their indices among q's instances
+for _p, _insts in a100.INSTANCES.items():
+    INST_COUNT[_p] = len(_insts)
+    for _j, _inst in enumerate(_insts):
+        INST_START[_p, _j], INST_SIZE[_p, _j], INST_COLUMN[_p, _j], INST_BITS[_p, _j] = _inst.start, _inst.size, _inst.column, _inst.bits
+        LABEL_COLUMN[_p, list(_inst.slices)] = _inst.column
+for (_p, _q), _insts in a100.NEW_INSTANCES.items():
+    NEW_COUNT[_p, _q] = len(_insts)
+    NEW_INSTANCE[_p, _q, : len(_insts)] = [a100.INSTANCES[_q].index(_inst) for _inst in _insts]
+RELABEL_TO = np.arange(_ROWS)
+RELABEL_TO[list(a100.RELABEL)] = list(a100.RELABEL.values())
+RELABEL_ORDER = np.array(a100.RELABEL_SLICE_ORDER, np.int64)
+CREATE_SECONDS = np.array([a100.CREATE_COST[s] for s in a100.SIZES])
+DESTROY_SECONDS = np.array([a100.DESTROY_COST[s] for s in a100.SIZES])
+SIZE_FACTOR = np.array(a100.SIZES, np.float64)
+IDLE_INSTANCE = a100.IDLE_INSTANCE
+SIZE_COLUMN = a100.SIZE_COLUMN.astype(np.int64)
+RECONFIGURE_OK = a100.RECONFIGURE_OK
+NOT_SELF = a100.NOT_SELF
+
+# Columns of a lane's integer state `ints` and real state `reals`.
+PART, BUSY, PREV, NTASKS, NEXT, OPEN, READY, NTYPES = range(8)
+MAKESPAN, CLOCK, STEP, LOWER = range(4)
+# Observation encodings, as the compiled loop takes them.
+ONE_HOT, FLOAT, FLOAT_FLAG = range(3)
+ENCODINGS = {"one_hot": ONE_HOT, "float": FLOAT, "float_reconfig_flag": FLOAT_FLAG}
+
+
+# --- the compiled core: one lane's rules, exactly as state.py applies them ---------------------
+
+
+@njit(cache=True)
+def _block_sum(values: np.ndarray, start: int, n: int) -> float:
+    """numpy's float64 sum of at most 128 values: eight running sums, combined pairwise, then the rest."""
+    if n < 8:
+        total = -0.0
+        for i in range(start, start + n):
+            total += values[i]
+        return total
+    r0, r1, r2, r3 = values[start], values[start + 1], values[start + 2], values[start + 3]
+    r4, r5, r6, r7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
+    i = 8
+    while i < n - n % 8:
+        b = start + i
+        r0 += values[b]
+        r1 += values[b + 1]
+        r2 += values[b + 2]
+        r3 += values[b + 3]
+        r4 += values[b + 4]
+        r5 += values[b + 5]
+        r6 += values[b + 6]
+        r7 += values[b + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        total += values[start + i]
+        i += 1
+    return total
+
+
+@njit(cache=True)
+def _pairwise_sum(values: np.ndarray, n: int) -> float:
+    """numpy's float64 sum of values[:n] (pairwise: halves of more than 128 values are summed
+    apart), so the lower bound matches `replay.lower_bound` bit for bit. Iterative, with its own
+    stack: numba's cache cannot hold a recursive function."""
+    starts, counts, stages, lefts = np.empty(64, np.int64), np.empty(64, np.int64), np.zeros(64, np.int64), np.empty(64)
+    starts[0], counts[0], depth, result = 0, n, 1, 0.0
+    while depth:
+        top = depth - 1
+        count = counts[top]
+        if count <= 128:
+            result = _block_sum(values, starts[top], count)
+            depth -= 1
+            continue
+        half = count // 2
+        half -= half % 8
+        if stages[top] == 0:
+            stages[top] = 1
+            starts[depth], counts[depth], stages[depth] = starts[top], half, 0
+            depth += 1
+        elif stages[top] == 1:
+            lefts[top], stages[top] = result, 2
+            starts[depth], counts[depth], stages[depth] = starts[top] + half, count - half, 0
+            depth += 1
+        else:
+            result = lefts[top] + result
+            depth -= 1
+    return result
+
+
+@njit(cache=True)
+def _key_less(a: np.ndarray, b: np.ndarray) -> bool:
+    for c in range(NUM_SIZES):
+        if a[c] != b[c]:
+            return a[c] < b[c]
+    return False
+
+
+@njit(cache=True)
+def _add_ready(lane: int, task: int, ints: np.ndarray, levels: np.ndarray, keys: np.ndarray, counts: np.ndarray) -> None:
+    """A task joins the ready slots: its type's count grows, or a new slot is inserted in order (MIG_MODEL.md section 3)."""
+    key = levels[lane, task]
+    n = ints[lane, NTYPES]
+    i = 0
+    while i < n and _key_less(keys[lane, i], key):
+        i += 1
+    same = i < n
+    if same:
+        for c in range(NUM_SIZES):
+            if keys[lane, i, c] != key[c]:
+                same = False
+    if same:
+        counts[lane, i] += 1
+    else:
+        for k in range(n, i, -1):
+            keys[lane, k] = keys[lane, k - 1]
+            counts[lane, k] = counts[lane, k - 1]
+        keys[lane, i] = key
+        counts[lane, i] = 1
+        ints[lane, NTYPES] = n + 1
+    ints[lane, READY] += 1
+
+
+@njit(cache=True)
+def _take_task(lane: int, slot: int, ints: np.ndarray, levels: np.ndarray, started: np.ndarray, keys: np.ndarray, counts: np.ndarray) -> int:
+    """Start the earliest-arrived ready task of a slot's type; its count drops and an emptied slot is removed."""
+    task = ints[lane, OPEN]
+    while True:
+        if not started[lane, task]:
+            match = True
+            for c in range(NUM_SIZES):
+                if levels[lane, task, c] != keys[lane, slot, c]:
+                    match = False
+                    break
+            if match:
+                break
+        task += 1
+    started[lane, task] = True
+    while ints[lane, OPEN] < ints[lane, NEXT] and started[lane, ints[lane, OPEN]]:
+        ints[lane, OPEN] += 1
+    ints[lane, READY] -= 1
+    counts[lane, slot] -= 1
+    if counts[lane, slot] == 0:
+        n = ints[lane, NTYPES]
+        for k in range(slot, n - 1):
+            keys[lane, k] = keys[lane, k + 1]
+            counts[lane, k] = counts[lane, k + 1]
+        keys[lane, n - 1] = 0
+        counts[lane, n - 1] = 0
+        ints[lane, NTYPES] = n - 1
+    return task
+
+
+@njit(cache=True)
+def _advance(lane: int, elapsed: float, ints: np.ndarray, reals: np.ndarray, rem: np.ndarray) -> None:
+    """The clock moves on by `elapsed` levels; remaining times below DUST become exactly 0."""
+    bits = 0
+    for s in range(NUM_SLICES):
+        r = rem[lane, s] - elapsed
+        if r < DUST:
+            rem[lane, s] = 0.0
+        else:
+            rem[lane, s] = r
+            bits |= 1 << s
+    ints[lane, BUSY] = bits
+    reals[lane, CLOCK] += elapsed
+
+
+@njit(cache=True)
+def _apply(
+    lane: int, action: int, direct: bool, ints: np.ndarray, reals: np.ndarray, costs: np.ndarray, rem: np.ndarray, free: np.ndarray,
+    times: np.ndarray, levels: np.ndarray, started: np.ndarray, keys: np.ndarray, counts: np.ndarray,
+) -> float:  # fmt: skip
+    """Apply a valid action to a lane (MIG_MODEL.md section 5) and return its `levels` reward."""
+    p = ints[lane, PART]
+    if action == 0:
+        elapsed = np.inf
+        for s in range(NUM_SLICES):
+            if 0.0 < rem[lane, s] < elapsed:
+                elapsed = rem[lane, s]
+        _advance(lane, elapsed, ints, reals, rem)
+        ints[lane, PREV] = 0
+        return -elapsed
+    if action < FIRST_RUN_ACTION:
+        q = action
+        latest = 0.0
+        for k in range(NEW_COUNT[p, q]):
+            j = NEW_INSTANCE[p, q, k]
+            start, size = INST_START[q, j], INST_SIZE[q, j]
+            ready = rem[lane, start] + costs[lane, 1, LABEL_COLUMN[p, start]]
+            for s in range(start + 1, start + size):
+                value = rem[lane, s] + costs[lane, 1, LABEL_COLUMN[p, s]]
+                if value > ready:
+                    ready = value
+            ready += costs[lane, 0, INST_COLUMN[q, j]]
+            for s in range(start, start + size):
+                rem[lane, s] = ready
+            ints[lane, BUSY] |= INST_BITS[q, j]
+            if ready > latest:
+                latest = ready
+        reward = 0.0
+        if direct:
+            _advance(lane, latest, ints, reals, rem)
+            reward = -latest
+        for k in range(NEW_COUNT[p, q]):
+            j = NEW_INSTANCE[p, q, k]
+            start, size = INST_START[q, j], INST_SIZE[q, j]
+            ready = free[lane, start] + DESTROY_SECONDS[LABEL_COLUMN[p, start]]
+            for s in range(start + 1, start + size):
+                value = free[lane, s] + DESTROY_SECONDS[LABEL_COLUMN[p, s]]
+                if value > ready:
+                    ready = value
+            ready += CREATE_SECONDS[INST_COLUMN[q, j]]
+            for s in range(start, start + size):
+                free[lane, s] = ready
+            if ready > reals[lane, MAKESPAN]:
+                reals[lane, MAKESPAN] = ready
+        if RELABEL_TO[q] != q:
+            old_rem = rem[lane].copy()
+            old_free = free[lane].copy()
+            bits = 0
+            for s in range(NUM_SLICES):
+                rem[lane, s] = old_rem[RELABEL_ORDER[s]]
+                free[lane, s] = old_free[RELABEL_ORDER[s]]
+                if rem[lane, s] > 0.0:
+                    bits |= 1 << s
+            ints[lane, BUSY] = bits
+            q = RELABEL_TO[q]
+        ints[lane, PART] = q
+        ints[lane, PREV] = 1
+        return reward
+    slot, j = divmod(action - FIRST_RUN_ACTION, NUM_SLICES)
+    start, size, column = INST_START[p, j], INST_SIZE[p, j], INST_COLUMN[p, j]
+    level = float(keys[lane, slot, column])
+    for s in range(start, start + size):
+        rem[lane, s] = level
+    ints[lane, BUSY] |= INST_BITS[p, j]
+    task = _take_task(lane, slot, ints, levels, started, keys, counts)
+    end = free[lane, start] + times[lane, task, column]
+    for s in range(start, start + size):
+        free[lane, s] = end
+    if end > reals[lane, MAKESPAN]:
+        reals[lane, MAKESPAN] = end
+    if ints[lane, NEXT] < ints[lane, NTASKS]:
+        _add_ready(lane, ints[lane, NEXT], ints, levels, keys, counts)
+        ints[lane, NEXT] += 1
+    ints[lane, PREV] = 0
+    return 0.0
+
+
+@njit(cache=True)
+def _refresh(lane: int, direct: bool, encoding: int, n_levels: int, ints: np.ndarray, rem: np.ndarray, keys: np.ndarray, counts: np.ndarray,
+             mask: np.ndarray, obs_float: np.ndarray, obs_int: np.ndarray) -> None:  # fmt: skip
+    """A lane's action mask (MIG_MODEL.md section 4) and observation (section 7), as observations.py encodes it."""
+    p, busy, n_slots = ints[lane, PART], ints[lane, BUSY], keys.shape[1]
+    mask[lane, 0] = busy != 0
+    any_run = False
+    for i in range(n_slots):
+        filled = i < ints[lane, NTYPES]
+        for j in range(NUM_SLICES):
+            column = SIZE_COLUMN[p, j]
+            ok = filled and column < NUM_SIZES and IDLE_INSTANCE[p, busy, j] and keys[lane, i, column] > 0
+            mask[lane, FIRST_RUN_ACTION + NUM_SLICES * i + j] = ok
+            any_run |= ok
+    for q in range(a100.NUM_PARTITIONS):
+        if ints[lane, READY] == 0:
+            mask[lane, 1 + q] = False
+        elif not direct:
+            mask[lane, 1 + q] = RECONFIGURE_OK[p, busy, q]
+        elif ints[lane, PREV] != 0 and any_run:
+            mask[lane, 1 + q] = False
+        else:
+            mask[lane, 1 + q] = NOT_SELF[p, q]
+    slots_end = 1 + 6 * n_slots
+    if encoding == ONE_HOT:
+        obs_int[lane, 0] = p - 1
+        for i in range(n_slots):
+            for c in range(NUM_SIZES):
+                obs_int[lane, 1 + 6 * i + c] = keys[lane, i, c]
+            obs_int[lane, 6 + 6 * i] = counts[lane, i]
+        for s in range(NUM_SLICES):
+            obs_int[lane, slots_end + s] = min(int(np.ceil(rem[lane, s])), n_levels)
+        return
+    inv_levels, inv_slots = 1.0 / n_levels, 1.0 / n_slots
+    obs_float[lane, 0] = (p - 1) / (a100.NUM_PARTITIONS - 1)
+    for i in range(n_slots):
+        for c in range(NUM_SIZES):
+            obs_float[lane, 1 + 6 * i + c] = float(keys[lane, i, c]) * inv_levels
+        obs_float[lane, 6 + 6 * i] = float(counts[lane, i]) * inv_slots
+    for s in range(NUM_SLICES):
+        r = rem[lane, s]
+        obs_float[lane, slots_end + s] = r * inv_levels if r < n_levels else 1.0
+    if encoding == FLOAT_FLAG:
+        obs_float[lane, slots_end + NUM_SLICES] = float(ints[lane, PREV])
+
+
+@njit(cache=True)
+def _step_lanes(
+    actions: np.ndarray, real: bool, direct: bool, encoding: int, n_levels: int, ints: np.ndarray, reals: np.ndarray, costs: np.ndarray,
+    rem: np.ndarray, free: np.ndarray, times: np.ndarray, levels: np.ndarray, started: np.ndarray, keys: np.ndarray, counts: np.ndarray,
+    mask: np.ndarray, obs_float: np.ndarray, obs_int: np.ndarray, rewards: np.ndarray, dones: np.ndarray,
+) -> None:  # fmt: skip
+    """Every lane takes its (valid) action: the reward, whether the episode ended, the next mask and observation.
+
+    The `real` reward is minus the growth of the real-time makespan in levels, as `MigSchedEnv.step` computes it."""
+    for lane in range(actions.shape[0]):
+        before = reals[lane, MAKESPAN]
+        reward = _apply(lane, actions[lane], direct, ints, reals, costs, rem, free, times, levels, started, keys, counts)
+        rewards[lane] = (before - reals[lane, MAKESPAN]) / reals[lane, STEP] if real else reward
+        dones[lane] = ints[lane, READY] == 0 and ints[lane, NEXT] == ints[lane, NTASKS] and ints[lane, BUSY] == 0
+        _refresh(lane, direct, encoding, n_levels, ints, rem, keys, counts, mask, obs_float, obs_int)
+
+
+@njit(cache=True)
+def _synthesize(k: int, n: int, first: np.ndarray, normal: np.ndarray, leave: np.ndarray, order: np.ndarray,
+                limits: np.ndarray, membound: np.ndarray, out: np.ndarray) -> None:  # fmt: skip
+    """`workloads.generate`'s tasks from its random draws (MIG_MODEL.md section 2), with its arithmetic: out[k, i] is task order[k, i]."""
+    times = np.empty(NUM_SLICES)
+    for i in range(n):
+        row = order[k, i]
+        limit, bound, t = limits[row], membound[row], first[k, row]
+        times[0] = t
+        for size in range(2, 8):
+            z = normal[k, row, size - 2]
+            if size > limit or (bound and size == 4):
+                d = min(max(0.75 + 0.25 * z, 0.5), 1.0)
+            elif bound:
+                d = min(max(-0.3 + 0.3 * z, -0.5), 0.0)
+                bound = not leave[k, row, size - 2] < 0.025
+            else:
+                d = min(max(0.05 + 0.05 * z, 0.0), 0.1)
+            t = (size - 1 + d) / size * t
+            times[size - 1] = t
+        out[k, i, 0], out[k, i, 1], out[k, i, 2], out[k, i, 3], out[k, i, 4] = times[0], times[1], times[2], times[3], times[6]
+
+
+@njit(cache=True)
+def _load_lanes(
+    lanes: np.ndarray, given: np.ndarray, n_tasks: np.ndarray, partitions: np.ndarray, busy_levels: np.ndarray, stage: np.ndarray,
+    first: np.ndarray, normal: np.ndarray, leave: np.ndarray, order: np.ndarray, limits: np.ndarray, membound: np.ndarray,
+    direct: bool, encoding: int, n_levels: int, ints: np.ndarray, reals: np.ndarray, costs: np.ndarray, rem: np.ndarray, free: np.ndarray,
+    times: np.ndarray, levels: np.ndarray, started: np.ndarray, keys: np.ndarray, counts: np.ndarray,
+    mask: np.ndarray, obs_float: np.ndarray, obs_int: np.ndarray,
+) -> None:  # fmt: skip
+    """Start an episode in each of `lanes` (k-th: staged tasks, or synthesized from staged draws), as `SchedState.load` and
+    `MigSchedEnv.reset` do: discretization (MIG_MODEL.md section 3), initial busy slices, lower bound (section 8)."""
+    n_slots = keys.shape[1]
+    for k in range(lanes.shape[0]):
+        lane, n = lanes[k], n_tasks[k]
+        if not given[k]:
+            _synthesize(k, n, first, normal, leave, order, limits, membound, stage)
+        largest = 0.0
+        for t in range(n):
+            for c in range(NUM_SIZES):
+                x = stage[k, t, c]
+                times[lane, t, c] = x
+                if x != np.inf and x > largest:
+                    largest = x
+        step = largest / n_levels
+        for t in range(n):
+            for c in range(NUM_SIZES):
+                x = times[lane, t, c]
+                levels[lane, t, c] = int(min(max(np.ceil(x / step), 1.0), float(n_levels))) if x != np.inf else 0
+        for c in range(NUM_SIZES):
+            costs[lane, 0, c] = CREATE_SECONDS[c] / step
+            costs[lane, 1, c] = DESTROY_SECONDS[c] / step
+        p = partitions[k]
+        rem[lane] = 0.0
+        for j in range(INST_COUNT[p]):
+            for s in range(INST_START[p, j], INST_START[p, j] + INST_SIZE[p, j]):
+                rem[lane, s] = float(busy_levels[k, j])
+        bits, makespan, busy_seconds = 0, 0.0, 0.0
+        for s in range(NUM_SLICES):
+            free[lane, s] = rem[lane, s] * step
+            busy_seconds += free[lane, s]
+            if rem[lane, s] > 0.0:
+                bits |= 1 << s
+            if s == 0 or free[lane, s] > makespan:
+                makespan = free[lane, s]
+        least = np.empty(n)
+        shortest = 0.0
+        for t in range(n):
+            area, fastest = np.inf, np.inf
+            for c in range(NUM_SIZES):
+                area = min(area, times[lane, t, c] * SIZE_FACTOR[c])
+                fastest = min(fastest, times[lane, t, c])
+            least[t] = area
+            if t == 0 or fastest > shortest:
+                shortest = fastest
+        spread = (_pairwise_sum(least, n) + busy_seconds) / NUM_SLICES
+        ints[lane, PART], ints[lane, BUSY], ints[lane, PREV] = p, bits, 0
+        reals[lane, MAKESPAN], reals[lane, CLOCK], reals[lane, STEP] = makespan, 0.0, step
+        reals[lane, LOWER] = shortest if shortest > spread else spread
+        keys[lane] = 0
+        counts[lane] = 0
+        started[lane] = False
+        ready = min(n_slots, n)
+        ints[lane, NTASKS], ints[lane, NEXT], ints[lane, OPEN], ints[lane, READY], ints[lane, NTYPES] = n, ready, 0, 0, 0
+        for t in range(ready):
+            _add_ready(lane, t, ints, levels, keys, counts)
+        _refresh(lane, direct, encoding, n_levels, ints, rem, keys, counts, mask, obs_float, obs_int)
+
+
+# --- the vectorized environment ----------------------------------------------------------------
+
+
+class BatchEnv(VecEnv):
+    """`num_envs` episodes of a version's `SchedEnv` stepped together, as a Stable-Baselines3 `VecEnv`.
+
+    `env_config` and `type_tasks` are the scalar environment's (checked by it). `reset(options=...)`
+    takes one dict of the scalar reset options per lane (or one dict for all lanes, or none), as
+    does `set_options` before `reset()`. `step` takes one action per lane; a lane whose episode
+    ends starts its next one at once, its info holding `terminal_observation` and the scalar
+    env's final `info` (makespan, lower_bound, makespan_ratio, makespan_levels). Rewards are
+    float64, the scalar env's exact floats. `seed` seeds lane `i` with `seed + i` at the first reset.
+    """
+
+    def __init__(self, version: str, env_config: dict[str, Any] | None = None, type_tasks: str = "good_scaling", num_envs: int = 1,
+                 seed: int | None = None) -> None:  # fmt: skip
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        scalar = load_env_class(version)(env_config, type_tasks)
+        self.version = version
+        self.type_tasks = type_tasks
+        self.N, self.M, self.queue_len, self.reward_kind = scalar.N, scalar.M, scalar.queue_len, scalar.reward_kind
+        self.online = scalar.online
+        self.num_actions = scalar.state.num_actions
+        self.render_mode = None
+        self._direct = scalar.reconfiguration == "direct"
+        self._encoding = ENCODINGS[scalar.observation_encoding]
+        super().__init__(int(num_envs), scalar.observation_space, spaces.Discrete(self.num_actions))
+        self._episode_tasks = self.queue_len if self.online else self.N
+        self._limits, self._membound = self._workload_classes(type_tasks, self._episode_tasks)
+        self._time_range = check_workload(type_tasks).time_range
+        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._lane_index = np.arange(self.num_envs)
+        self._allocate(self._episode_tasks)
+        if seed is not None:
+            self.seed(seed)
+
+    @staticmethod
+    def _workload_classes(type_tasks: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The scaling limit and memory-bound flag of each generated task before the shuffle, as `workloads.generate` lists them."""
+        limits, membound = [], []
+        for limit, (count, n_membound) in class_counts(type_tasks, n).items():
+            limits += [limit] * count
+            membound += [k < n_membound for k in range(count)]
+        return np.array(limits, np.int64), np.array(membound, bool)
+
+    def _allocate(self, capacity: int) -> None:
+        """The lanes' arrays, for episodes of up to `capacity` tasks (MIG_MODEL.md sections 3-5)."""
+        lanes, n = self.num_envs, self.N
+        self._capacity = capacity
+        self._ints = np.zeros((lanes, 8), np.int64)
+        self._reals = np.zeros((lanes, 4))
+        self._costs = np.zeros((lanes, 2, NUM_SIZES))  # create and destroy costs in levels, per size
+        self._rem = np.zeros((lanes, NUM_SLICES))
+        self._free = np.zeros((lanes, NUM_SLICES))  # real second at which each slice frees (section 8)
+        self._times = np.zeros((lanes, capacity, NUM_SIZES))
+        self._levels = np.zeros((lanes, capacity, NUM_SIZES), np.int64)
+        self._started = np.zeros((lanes, capacity), bool)
+        self._keys = np.zeros((lanes, n, NUM_SIZES), np.int64)
+        self._counts = np.zeros((lanes, n), np.int64)
+        self._mask = np.zeros((lanes, self.num_actions), bool)
+        width = self.observation_space.shape[0]
+        self._obs_float = np.zeros((lanes, 0 if self._encoding == ONE_HOT else width), np.float32)
+        self._obs_int = np.zeros((lanes, width if self._encoding == ONE_HOT else 0), np.int64)
+        self._rewards = np.zeros(lanes)
+        self._dones = np.zeros(lanes, bool)
+        # one row per lane being loaded: given or synthesized tasks, and the generator's draws
+        self._stage = np.zeros((lanes, capacity, NUM_SIZES))
+        self._first = np.zeros((lanes, self._episode_tasks))
+        self._normal = np.zeros((lanes, self._episode_tasks, 6))
+        self._leave = np.zeros((lanes, self._episode_tasks, 6))
+        self._order = np.zeros((lanes, self._episode_tasks), np.int64)
+        self._given = np.zeros(lanes, bool)
+        self._n_tasks = np.zeros(lanes, np.int64)
+        self._partitions = np.zeros(lanes, np.int64)
+        self._busy_levels = np.zeros((lanes, NUM_SLICES), np.int64)
+        self._actions: np.ndarray | None = None
+
+    @property
+    def _obs(self) -> np.ndarray:
+        return self._obs_int if self._encoding == ONE_HOT else self._obs_float
+
+    # --- episodes ------------------------------------------------------------------------------
+
+    def reset(self, options: Sequence[Mapping[str, Any] | None] | Mapping[str, Any] | None = None) -> np.ndarray:
+        """Start an episode in every lane and return the observations. `options`: a list of one
+        scalar-env reset options dict (or None) per lane, or one dict for every lane; without it,
+        those of `set_options`. Every lane's options and seed are checked before anything changes."""
+        if options is not None:
+            self.set_options(options)
+        if len(self._options) != self.num_envs:
+            raise ValueError(f"reset options must be one dict per lane: {len(self._options)} given for {self.num_envs} lanes")
+        checked = []
+        for lane, lane_options in enumerate(self._options):
+            try:
+                checked.append(check_reset_options(lane_options or None, self.online, self.N))
+            except ValueError as exc:
+                raise ValueError(f"lane {lane}: {exc}") from None
+        rngs = [seeding.np_random(seed)[0] if seed is not None or rng is None else rng for seed, rng in zip(self._seeds, self._rngs)]
+        longest = max([self._episode_tasks] + [len(tasks) for tasks, _, _ in checked if tasks is not None])
+        if longest > self._capacity:
+            self._allocate(longest)
+        self._rngs = rngs
+        self._load(self._lane_index, checked)
+        self._reset_seeds()
+        self._reset_options()
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        return self._obs.copy()
+
+    def _load(self, lanes: np.ndarray, checked: Sequence[tuple[np.ndarray | None, int | None, list[int] | None]] | None = None) -> None:
+        """Start the next episode of `lanes`, drawing what the options do not give from each lane's
+        generator with the calls and in the order of `MigSchedEnv.reset` and `workloads.generate`."""
+        count = self._episode_tasks
+        low, high = self._time_range
+        for k, lane in enumerate(lanes.tolist()):
+            tasks, partition, busy = checked[k] if checked is not None else (None, None, None)
+            rng = self._rngs[lane]
+            if tasks is None:
+                self._first[k] = rng.uniform(low, high, size=count)
+                rng.standard_normal(out=self._normal[k])
+                rng.random(out=self._leave[k])
+                self._order[k] = rng.permutation(count)
+                self._given[k] = False
+                self._n_tasks[k] = count
+            else:
+                self._stage[k, : len(tasks)] = tasks
+                self._given[k] = True
+                self._n_tasks[k] = len(tasks)
+            if self.online:
+                partition, busy = partition or 1, None
+            else:
+                partition = partition or int(rng.integers(1, a100.NUM_PARTITIONS + 1))
+                if busy is None:
+                    busy = rng.integers(0, self.M + 1, len(a100.PARTITIONS[partition]))
+            self._partitions[k] = partition
+            self._busy_levels[k] = 0
+            if busy is not None:
+                self._busy_levels[k, : len(busy)] = busy
+        _load_lanes(
+            lanes, self._given, self._n_tasks, self._partitions, self._busy_levels, self._stage, self._first, self._normal, self._leave,
+            self._order, self._limits, self._membound, self._direct, self._encoding, self.M, self._ints, self._reals, self._costs,
+            self._rem, self._free, self._times, self._levels, self._started, self._keys, self._counts, self._mask, self._obs_float,
+            self._obs_int,
+        )  # fmt: skip
+
+    # --- stepping ------------------------------------------------------------------------------
+
+    def action_masks(self) -> np.ndarray:
+        """`(num_envs, num_actions)` boolean masks of the valid actions (MIG_MODEL.md section 4)."""
+        return self._mask.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = self._check_actions(actions)
+
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        """One valid integer action per lane, or ValueError naming the first lane whose action is masked."""
+        array = np.asarray(actions)
+        if array.dtype.kind not in "iu":
+            raise ValueError(f"actions must be integer indices, got dtype {array.dtype}")
+        array = array.reshape(-1).astype(np.int64, copy=False)
+        if array.shape[0] != self.num_envs:
+            raise ValueError(f"expected one action per lane ({self.num_envs}), got {array.shape[0]}")
+        inside = (array >= 0) & (array < self.num_actions)
+        valid = inside & self._mask[self._lane_index, np.where(inside, array, 0)]
+        if not valid.all():
+            lane = int(np.flatnonzero(~valid)[0])
+            allowed = np.flatnonzero(self._mask[lane]).tolist()
+            if not allowed:
+                raise ValueError(f"lane {lane}: action {array[lane]} is masked: no episode is running (none was started); call reset()")
+            raise ValueError(f"lane {lane}: action {array[lane]} is masked in this state (valid: {allowed})")
+        return array
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Every lane takes its action; finished lanes report their episode and start the next."""
+        if self._actions is None:
+            raise ValueError("step_wait without step_async: call step(actions)")
+        actions, self._actions = self._actions, None
+        _step_lanes(
+            actions, self.reward_kind == "real", self._direct, self._encoding, self.M, self._ints, self._reals, self._costs, self._rem,
+            self._free, self._times, self._levels, self._started, self._keys, self._counts, self._mask, self._obs_float, self._obs_int,
+            self._rewards, self._dones,
+        )  # fmt: skip
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        finished = np.flatnonzero(self._dones)
+        if finished.size:
+            terminal = self._obs[finished]
+            reals = self._reals[finished]
+            for k, lane in enumerate(finished.tolist()):
+                makespan, lower = float(reals[k, MAKESPAN]), float(reals[k, LOWER])
+                infos[lane] = {
+                    "makespan": makespan,
+                    "lower_bound": lower,
+                    "makespan_ratio": makespan / lower,
+                    "makespan_levels": float(reals[k, CLOCK]),
+                    "terminal_observation": terminal[k],
+                }
+            self._load(finished)
+        return self._obs.copy(), self._rewards.copy(), self._dones.copy(), infos
+
+    # --- the rest of the VecEnv interface -------------------------------------------------------
+
+    def close(self) -> None:
+        """Nothing to release: the lanes live in this process's arrays."""
+
+    def _indices(self, indices: None | int | Sequence[int]) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        return [indices] if isinstance(indices, int) else list(indices)
+
+    def get_attr(self, attr_name: str, indices: None | int | Sequence[int] = None) -> list[Any]:
+        """The attribute of this environment, once per lane asked for (the lanes share it)."""
+        value = getattr(self, attr_name)
+        return [value for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: None | int | Sequence[int] = None) -> None:
+        """Set an attribute shared by all lanes."""
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: None | int | Sequence[int] = None, **method_kwargs: Any) -> list[Any]:
+        """`action_masks` (as sb3-contrib's `get_action_masks` asks): one mask row per lane; other methods are not per lane."""
+        if method_name != "action_masks":
+            raise AttributeError(f"BatchEnv lanes have no method {method_name!r} (only action_masks)")
+        masks = self.action_masks()
+        return [masks[i] for i in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: None | int | Sequence[int] = None) -> list[bool]:
+        """No lane is wrapped."""
+        return [False for _ in self._indices(indices)]
