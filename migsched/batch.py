@@ -62,7 +62,7 @@ RECONFIGURE_OK = a100.RECONFIGURE_OK
 NOT_SELF = a100.NOT_SELF
 
 # Columns of a lane's integer state `ints` and real state `reals`.
-PART, BUSY, PREV, NTASKS, NEXT, OPEN, READY, NTYPES = range(8)
+PART, BUSY, PREV, NTASKS, NEXT, OPEN, READY, NTYPES, INITIAL = range(9)
 MAKESPAN, CLOCK, STEP, LOWER = range(4)
 # Observation encodings, as the compiled loop takes them.
 ONE_HOT, FLOAT, FLOAT_FLAG = range(3)
@@ -378,6 +378,62 @@ def _synthesize(k: int, n: int, first: np.ndarray, normal: np.ndarray, leave: np
 
 
 @njit(cache=True)
+def _next_bits(state: np.ndarray, lane: int) -> np.uint64:
+    """SplitMix64: the next 64 random bits of a lane's own generator (its state is one uint64)."""
+    z = state[lane] + np.uint64(0x9E3779B97F4A7C15)
+    state[lane] = z
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def _uniform(state: np.ndarray, lane: int) -> float:
+    """A uniform float in [0, 1) with 53 random bits."""
+    return float(_next_bits(state, lane) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def _below(state: np.ndarray, lane: int, n: int) -> int:
+    """A uniform integer in 0..n-1 (n far below 2**53, so the bias is below 2**-30)."""
+    return min(int(_uniform(state, lane) * n), n - 1)
+
+
+@njit(cache=True)
+def _draw_lanes(
+    lanes: np.ndarray, state: np.ndarray, draw_tasks: np.ndarray, draw_partition: np.ndarray, draw_busy: np.ndarray, online: bool,
+    count: int, low: float, high: float, n_levels: int, n_tasks: np.ndarray, first: np.ndarray, normal: np.ndarray, leave: np.ndarray,
+    order: np.ndarray, partitions: np.ndarray, busy_levels: np.ndarray,
+) -> None:  # fmt: skip
+    """Draw what the options left open for each lane from its own generator, with the distributions of `workloads.generate`
+    and `MigSchedEnv.reset` (MIG_MODEL.md sections 2 and 6): uniform first times, standard normals (Box-Muller), the
+    memory-bound exits, a uniform shuffle, a uniform partition and uniform busy levels 0..M."""
+    for k in range(lanes.shape[0]):
+        lane = lanes[k]
+        if draw_tasks[k]:
+            n_tasks[k] = count
+            for i in range(count):
+                first[k, i] = low + (high - low) * _uniform(state, lane)
+            for i in range(count):
+                for c in range(6):
+                    radius = np.sqrt(-2.0 * np.log(1.0 - _uniform(state, lane)))
+                    normal[k, i, c] = radius * np.cos(2.0 * np.pi * _uniform(state, lane))
+                    leave[k, i, c] = _uniform(state, lane)
+            for i in range(count):
+                order[k, i] = i
+            for i in range(count - 1, 0, -1):
+                j = _below(state, lane, i + 1)
+                order[k, i], order[k, j] = order[k, j], order[k, i]
+        if draw_partition[k]:
+            partitions[k] = 1 if online else 1 + _below(state, lane, a100.NUM_PARTITIONS)
+        if draw_busy[k]:
+            busy_levels[k] = 0
+            if not online:
+                for j in range(INST_COUNT[partitions[k]]):
+                    busy_levels[k, j] = _below(state, lane, n_levels + 1)
+
+
+@njit(cache=True)
 def _load_lanes(
     lanes: np.ndarray, given: np.ndarray, n_tasks: np.ndarray, partitions: np.ndarray, busy_levels: np.ndarray, stage: np.ndarray,
     first: np.ndarray, normal: np.ndarray, leave: np.ndarray, order: np.ndarray, limits: np.ndarray, membound: np.ndarray,
@@ -431,7 +487,7 @@ def _load_lanes(
             if t == 0 or fastest > shortest:
                 shortest = fastest
         spread = (_pairwise_sum(least, n) + busy_seconds) / NUM_SLICES
-        ints[lane, PART], ints[lane, BUSY], ints[lane, PREV] = p, bits, 0
+        ints[lane, PART], ints[lane, BUSY], ints[lane, PREV], ints[lane, INITIAL] = p, bits, 0, p
         reals[lane, MAKESPAN], reals[lane, CLOCK], reals[lane, STEP] = makespan, 0.0, step
         reals[lane, LOWER] = shortest if shortest > spread else spread
         keys[lane] = 0
@@ -459,7 +515,7 @@ class BatchEnv(VecEnv):
     """
 
     def __init__(self, version: str, env_config: dict[str, Any] | None = None, type_tasks: str = "good_scaling", num_envs: int = 1,
-                 seed: int | None = None) -> None:  # fmt: skip
+                 seed: int | None = None, scalar_rng: bool = False) -> None:  # fmt: skip
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         scalar = load_env_class(version)(env_config, type_tasks)
@@ -475,7 +531,9 @@ class BatchEnv(VecEnv):
         self._episode_tasks = self.queue_len if self.online else self.N
         self._limits, self._membound = self._workload_classes(type_tasks, self._episode_tasks)
         self._time_range = check_workload(type_tasks).time_range
+        self.scalar_rng = scalar_rng
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._rng_state = np.zeros(self.num_envs, np.uint64)  # each lane's SplitMix64 state (without scalar_rng)
         self._lane_index = np.arange(self.num_envs)
         self._allocate(self._episode_tasks)
         if seed is not None:
@@ -494,7 +552,7 @@ class BatchEnv(VecEnv):
         """The lanes' arrays, for episodes of up to `capacity` tasks (MIG_MODEL.md sections 3-5)."""
         lanes, n = self.num_envs, self.N
         self._capacity = capacity
-        self._ints = np.zeros((lanes, 8), np.int64)
+        self._ints = np.zeros((lanes, 9), np.int64)
         self._reals = np.zeros((lanes, 4))
         self._costs = np.zeros((lanes, 2, NUM_SIZES))  # create and destroy costs in levels, per size
         self._rem = np.zeros((lanes, NUM_SLICES))
@@ -517,9 +575,12 @@ class BatchEnv(VecEnv):
         self._leave = np.zeros((lanes, self._episode_tasks, 6))
         self._order = np.zeros((lanes, self._episode_tasks), np.int64)
         self._given = np.zeros(lanes, bool)
+        self._draw_partition = np.zeros(lanes, bool)
+        self._draw_busy = np.zeros(lanes, bool)
         self._n_tasks = np.zeros(lanes, np.int64)
         self._partitions = np.zeros(lanes, np.int64)
         self._busy_levels = np.zeros((lanes, NUM_SLICES), np.int64)
+        self._initial_busy = np.zeros((lanes, NUM_SLICES), np.int64)  # per lane, the busy levels its episode started with
         self._actions: np.ndarray | None = None
 
     @property
@@ -542,11 +603,17 @@ class BatchEnv(VecEnv):
                 checked.append(check_reset_options(lane_options or None, self.online, self.N))
             except ValueError as exc:
                 raise ValueError(f"lane {lane}: {exc}") from None
-        rngs = [seeding.np_random(seed)[0] if seed is not None or rng is None else rng for seed, rng in zip(self._seeds, self._rngs)]
+        if self.scalar_rng:
+            rngs = [seeding.np_random(seed)[0] if seed is not None or rng is None else rng for seed, rng in zip(self._seeds, self._rngs)]
+        else:
+            rngs = [rng if seed is None and rng is not None else np.random.SeedSequence(seed) for seed, rng in zip(self._seeds, self._rngs)]
+            states = [rng.generate_state(1, np.uint64)[0] if isinstance(rng, np.random.SeedSequence) else self._rng_state[i] for i, rng in enumerate(rngs)]
         longest = max([self._episode_tasks] + [len(tasks) for tasks, _, _ in checked if tasks is not None])
         if longest > self._capacity:
             self._allocate(longest)
         self._rngs = rngs
+        if not self.scalar_rng:
+            self._rng_state[:] = states
         self._load(self._lane_index, checked)
         self._reset_seeds()
         self._reset_options()
@@ -554,34 +621,35 @@ class BatchEnv(VecEnv):
         return self._obs.copy()
 
     def _load(self, lanes: np.ndarray, checked: Sequence[tuple[np.ndarray | None, int | None, list[int] | None]] | None = None) -> None:
-        """Start the next episode of `lanes`, drawing what the options do not give from each lane's
-        generator with the calls and in the order of `MigSchedEnv.reset` and `workloads.generate`."""
-        count = self._episode_tasks
-        low, high = self._time_range
-        for k, lane in enumerate(lanes.tolist()):
-            tasks, partition, busy = checked[k] if checked is not None else (None, None, None)
-            rng = self._rngs[lane]
-            if tasks is None:
-                self._first[k] = rng.uniform(low, high, size=count)
-                rng.standard_normal(out=self._normal[k])
-                rng.random(out=self._leave[k])
-                self._order[k] = rng.permutation(count)
-                self._given[k] = False
-                self._n_tasks[k] = count
-            else:
-                self._stage[k, : len(tasks)] = tasks
-                self._given[k] = True
-                self._n_tasks[k] = len(tasks)
-            if self.online:
-                partition, busy = partition or 1, None
-            else:
-                partition = partition or int(rng.integers(1, a100.NUM_PARTITIONS + 1))
-                if busy is None:
-                    busy = rng.integers(0, self.M + 1, len(a100.PARTITIONS[partition]))
-            self._partitions[k] = partition
-            self._busy_levels[k] = 0
-            if busy is not None:
-                self._busy_levels[k, : len(busy)] = busy
+        """Start the next episode of `lanes`: what `checked` options do not give is drawn from each lane's generator
+        (with `scalar_rng`, numpy's, with the calls and in the order of `MigSchedEnv.reset` and `workloads.generate`)."""
+        k = lanes.shape[0]
+        self._given[:k] = False
+        self._draw_partition[:k] = True
+        self._draw_busy[:k] = True
+        if checked is not None:
+            for row, (tasks, partition, busy) in enumerate(checked):
+                if tasks is not None:
+                    self._stage[row, : len(tasks)] = tasks
+                    self._given[row] = True
+                    self._n_tasks[row] = len(tasks)
+                if partition is not None:
+                    self._partitions[row] = partition
+                    self._draw_partition[row] = False
+                if busy is not None:
+                    self._busy_levels[row] = 0
+                    self._busy_levels[row, : len(busy)] = busy
+                    self._draw_busy[row] = False
+        if self.scalar_rng:
+            for row, lane in enumerate(lanes.tolist()):
+                self._draw_numpy(row, self._rngs[lane])
+        else:
+            low, high = self._time_range
+            _draw_lanes(
+                lanes, self._rng_state, ~self._given[:k], self._draw_partition[:k], self._draw_busy[:k], self.online, self._episode_tasks,
+                low, high, self.M, self._n_tasks, self._first, self._normal, self._leave, self._order, self._partitions, self._busy_levels,
+            )  # fmt: skip
+        self._initial_busy[lanes] = self._busy_levels[:k]
         _load_lanes(
             lanes, self._given, self._n_tasks, self._partitions, self._busy_levels, self._stage, self._first, self._normal, self._leave,
             self._order, self._limits, self._membound, self._direct, self._encoding, self.M, self._ints, self._reals, self._costs,
@@ -589,11 +657,37 @@ class BatchEnv(VecEnv):
             self._obs_int,
         )  # fmt: skip
 
+    def _draw_numpy(self, row: int, rng: np.random.Generator) -> None:
+        """Stage row `row`'s open choices drawn from `rng` exactly as a scalar env's reset draws them."""
+        count = self._episode_tasks
+        if not self._given[row]:
+            self._first[row] = rng.uniform(*self._time_range, size=count)
+            rng.standard_normal(out=self._normal[row])
+            rng.random(out=self._leave[row])
+            self._order[row] = rng.permutation(count)
+            self._n_tasks[row] = count
+        if self._draw_partition[row]:
+            self._partitions[row] = 1 if self.online else int(rng.integers(1, a100.NUM_PARTITIONS + 1))
+        if self._draw_busy[row]:
+            self._busy_levels[row] = 0
+            if not self.online:
+                self._busy_levels[row, : len(a100.PARTITIONS[int(self._partitions[row])])] = rng.integers(
+                    0, self.M + 1, len(a100.PARTITIONS[int(self._partitions[row])])
+                )
+
     # --- stepping ------------------------------------------------------------------------------
 
     def action_masks(self) -> np.ndarray:
         """`(num_envs, num_actions)` boolean masks of the valid actions (MIG_MODEL.md section 4)."""
         return self._mask.copy()
+
+    def episode_options(self, lane: int) -> dict[str, Any]:
+        """The reset options that load lane `lane`'s current episode into a scalar env (its tasks, initial partition and busy levels)."""
+        p = int(self._ints[lane, INITIAL])
+        options: dict[str, Any] = {"tasks": self._times[lane, : self._ints[lane, NTASKS]].tolist(), "partition": p}
+        if not self.online:
+            options["busy"] = self._initial_busy[lane, : INST_COUNT[p]].tolist()
+        return options
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = self._check_actions(actions)

@@ -25,15 +25,21 @@ FINAL_KEYS = ("makespan", "lower_bound", "makespan_ratio", "makespan_levels")
 
 
 def scalar_twins(batch: BatchEnv, seed: int, options: list[dict[str, Any] | None]) -> tuple[list, np.ndarray]:
-    """One scalar env per lane, reset with lane i's options and seed + i, and the batch reset likewise."""
+    """One scalar env per lane playing the lane's episodes, and the batch reset with `options` and `seed`.
+
+    With `scalar_rng`, twin i is reset with lane i's options and seed + i and draws its own episodes
+    afterwards; otherwise each twin loads its lane's episodes through `episode_options`."""
     config = {"N": batch.N, "M": batch.M, "reward": batch.reward_kind}
     if batch.online:
         config["queue_len"] = batch.queue_len
     envs = [make_env(batch.version, config, batch.type_tasks) for _ in range(batch.num_envs)]
-    first = [env.reset(seed=seed + i, options=opts)[0] for i, (env, opts) in enumerate(zip(envs, options))]
     batch.seed(seed)
     obs = batch.reset(options=options)
-    for i, env_obs in enumerate(first):
+    for i, env in enumerate(envs):
+        if batch.scalar_rng:
+            env_obs = env.reset(seed=seed + i, options=options[i])[0]
+        else:
+            env_obs = env.reset(options=batch.episode_options(i))[0]
         assert obs[i].dtype == env_obs.dtype and np.array_equal(obs[i], env_obs), f"lane {i} first observation"
     return envs, obs
 
@@ -50,7 +56,7 @@ def step_together(batch: BatchEnv, envs: list, actions: np.ndarray) -> list[bool
         if terminated:
             assert {k: infos[i][k] for k in FINAL_KEYS} == {k: info[k] for k in FINAL_KEYS}, f"lane {i} final info"
             assert np.array_equal(infos[i]["terminal_observation"], env_obs), f"lane {i} terminal observation"
-            env_obs = env.reset()[0]
+            env_obs = env.reset(options=None if batch.scalar_rng else batch.episode_options(i))[0]
         else:
             assert infos[i] == {}
         assert np.array_equal(obs[i], env_obs), f"lane {i} observation"
@@ -90,13 +96,13 @@ def random_options(version: str, n: int, m: int, rng: np.random.Generator) -> di
     return options
 
 
-def run_random(version: str, reward: str, n: int, m: int, lanes: int, steps: int, seed: int) -> None:
+def run_random(version: str, reward: str, n: int, m: int, lanes: int, steps: int, seed: int, scalar_rng: bool) -> None:
     """Random masked rollouts in every lane, half of them loaded with random options, against scalar twins."""
     rng = np.random.default_rng(seed)
     config = {"N": n, "M": m, "reward": reward}
     if version == "online":
         config["queue_len"] = int(rng.integers(1, 3 * n + 2))
-    batch = BatchEnv(version, config, str(rng.choice(WORKLOAD_NAMES)), lanes)
+    batch = BatchEnv(version, config, str(rng.choice(WORKLOAD_NAMES)), lanes, scalar_rng=scalar_rng)
     options = [random_options(version, n, m, rng) if i % 2 else None for i in range(lanes)]
     envs, _ = scalar_twins(batch, seed, options)
     for _ in range(steps):
@@ -133,9 +139,10 @@ def test_golden_episodes_in_lanes(version: str, reward: str) -> None:
                     assert ended[2 * k + 1] == (t == len(episode["steps"]) - 1)
 
 
+@pytest.mark.parametrize("scalar_rng", [False, True], ids=["lane_rng", "scalar_rng"])
 @pytest.mark.parametrize("reward", REWARDS)
-def test_random_rollouts_match_scalar(version: str, reward: str) -> None:
-    run_random(version, reward, n=6, m=9, lanes=6, steps=250, seed=VERSIONS.index(version))
+def test_random_rollouts_match_scalar(version: str, reward: str, scalar_rng: bool) -> None:
+    run_random(version, reward, n=6, m=9, lanes=6, steps=200, seed=VERSIONS.index(version), scalar_rng=scalar_rng)
 
 
 @settings(max_examples=12, deadline=None)
@@ -145,14 +152,15 @@ def test_random_rollouts_match_scalar(version: str, reward: str) -> None:
     n=st.integers(1, 14),
     m=st.integers(1, 30),
     seed=st.integers(0, 2**31),
+    scalar_rng=st.booleans(),
 )
-def test_random_rollouts_property(version: str, reward: str, n: int, m: int, seed: int) -> None:
-    run_random(version, reward, n, m, lanes=4, steps=60, seed=seed)
+def test_random_rollouts_property(version: str, reward: str, n: int, m: int, seed: int, scalar_rng: bool) -> None:
+    run_random(version, reward, n, m, lanes=4, steps=60, seed=seed, scalar_rng=scalar_rng)
 
 
 def test_default_size_lanes_follow_seeded_scalar_envs() -> None:
     """N=14, M=14 with generated episodes only: lane i plays a scalar env reset with seed + i, episode after episode."""
-    batch = BatchEnv("online", {"N": 14, "M": 14, "queue_len": 20}, "wide_times", 3)
+    batch = BatchEnv("online", {"N": 14, "M": 14, "queue_len": 20}, "wide_times", 3, scalar_rng=True)
     envs, _ = scalar_twins(batch, 5, [None] * 3)
     rng = np.random.default_rng(1)
     ends = 0
@@ -161,8 +169,27 @@ def test_default_size_lanes_follow_seeded_scalar_envs() -> None:
     assert ends >= 3
 
 
+def test_lane_generator_draws_the_workload() -> None:
+    """Without scalar_rng, lanes draw from their own SplitMix64 generators: the episodes follow the workload
+    (every task's times as `generate` makes them, uniform partitions and busy levels) and lanes differ."""
+    batch = BatchEnv("float", {"N": 10, "M": 8}, "mix_scaling_soft", 400, seed=0)
+    batch.reset()
+    episodes = [batch.episode_options(i) for i in range(batch.num_envs)]
+    first = np.array([task[0] for e in episodes for task in e["tasks"]])
+    assert first.min() >= 90.0 and first.max() < 100.0 and abs(first.mean() - 95.0) < 0.2
+    partitions = np.bincount([e["partition"] for e in episodes], minlength=17)[1:]
+    assert partitions.min() > 8
+    busy = np.concatenate([e["busy"] for e in episodes])
+    assert busy.min() == 0 and busy.max() == 8 and abs(busy.mean() - 4.0) < 0.3
+    times = np.array([task for e in episodes for task in e["tasks"]])
+    reference = generate("mix_scaling_soft", len(times), np.random.default_rng(0))
+    for size in range(1, 5):  # the mean speed-up of each size over the 1-slice time, as generate's
+        assert abs((times[:, size] / times[:, 0]).mean() - (reference[:, size] / reference[:, 0]).mean()) < 0.02
+    assert len({tuple(map(tuple, e["tasks"])) for e in episodes}) == len(episodes)
+
+
 def test_masked_action_raises_naming_the_lane_and_changes_nothing() -> None:
-    batch = BatchEnv("float", {"N": 4, "M": 5}, "mix_scaling_soft", 4, seed=3)
+    batch = BatchEnv("float", {"N": 4, "M": 5}, "mix_scaling_soft", 4, seed=3, scalar_rng=True)
     envs, obs = scalar_twins(batch, 3, [None, None, {"tasks": [[1, 1, 1, 1, 1]], "partition": 1, "busy": [0]}, None])
     masks = batch.action_masks()
     actions = random_actions(masks, np.random.default_rng(0))
@@ -180,9 +207,10 @@ def test_masked_action_raises_naming_the_lane_and_changes_nothing() -> None:
         step_together(batch, envs, random_actions(check_masks(batch, envs), rng))
 
 
-def test_same_seed_same_episodes() -> None:
+@pytest.mark.parametrize("scalar_rng", [False, True])
+def test_same_seed_same_episodes(scalar_rng: bool) -> None:
     def play(seed: int) -> list[np.ndarray]:
-        batch = BatchEnv("direct_reconfig", {"N": 5, "M": 7}, "bad_scaling", 3, seed=seed)
+        batch = BatchEnv("direct_reconfig", {"N": 5, "M": 7}, "bad_scaling", 3, seed=seed, scalar_rng=scalar_rng)
         rng = np.random.default_rng(0)
         seen = [batch.reset()]
         for _ in range(60):
@@ -195,7 +223,7 @@ def test_same_seed_same_episodes() -> None:
 
 
 def test_reset_options_conventions_and_checks() -> None:
-    batch = BatchEnv("one_hot", {"N": 3, "M": 4}, "good_scaling", 3, seed=0)
+    batch = BatchEnv("one_hot", {"N": 3, "M": 4}, "good_scaling", 3, seed=0, scalar_rng=True)
     assert isinstance(batch, VecEnv)
     pinned = {"tasks": [[4.0, 3.0, 2.0, 1.5, math.inf]], "partition": 2, "busy": [1, 2]}
     env = make_env("one_hot", {"N": 3, "M": 4})
@@ -221,7 +249,7 @@ def test_reset_options_conventions_and_checks() -> None:
 
 def test_online_queue_longer_than_configured() -> None:
     """An online lane loaded with more tasks than queue_len: the arrays grow and the lane still matches."""
-    batch = BatchEnv("online", {"N": 2, "M": 4, "queue_len": 3}, "mix_scaling_soft", 2)
+    batch = BatchEnv("online", {"N": 2, "M": 4, "queue_len": 3}, "mix_scaling_soft", 2, scalar_rng=True)
     tasks = generate("wide_times", 9, np.random.default_rng(4)).tolist()
     envs, _ = scalar_twins(batch, 8, [{"tasks": tasks}, None])
     rng = np.random.default_rng(5)
