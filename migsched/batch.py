@@ -52,7 +52,6 @@ for (_p, _q), _insts in a100.NEW_INSTANCES.items():
     NEW_INSTANCE[_p, _q, : len(_insts)] = [a100.INSTANCES[_q].index(_inst) for _inst in _insts]
 RELABEL_TO = np.arange(_ROWS)
 RELABEL_TO[list(a100.RELABEL)] = list(a100.RELABEL.values())
-RELABEL_ORDER = np.array(a100.RELABEL_SLICE_ORDER, np.int64)
 CREATE_SECONDS = np.array([a100.CREATE_COST[s] for s in a100.SIZES])
 DESTROY_SECONDS = np.array([a100.DESTROY_COST[s] for s in a100.SIZES])
 SIZE_FACTOR = np.array(a100.SIZES, np.float64)
@@ -60,6 +59,8 @@ IDLE_INSTANCE = a100.IDLE_INSTANCE
 SIZE_COLUMN = a100.SIZE_COLUMN.astype(np.int64)
 RECONFIGURE_OK = a100.RECONFIGURE_OK
 NOT_SELF = a100.NOT_SELF
+# IDLE_COLUMN[p, busy, j]: the size column of instance j of p when it exists and is idle, else -1.
+IDLE_COLUMN = np.where(a100.IDLE_INSTANCE, a100.SIZE_COLUMN[:, None, :], -1).astype(np.int64)
 
 # Columns of a lane's integer state `ints` and real state `reals`.
 PART, BUSY, PREV, NTASKS, NEXT, OPEN, READY, NTYPES, INITIAL = range(9)
@@ -72,7 +73,7 @@ ENCODINGS = {"one_hot": ONE_HOT, "float": FLOAT, "float_reconfig_flag": FLOAT_FL
 # --- the compiled core: one lane's rules, exactly as state.py applies them ---------------------
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _block_sum(values: np.ndarray, start: int, n: int) -> float:
     """numpy's float64 sum of at most 128 values: eight running sums, combined pairwise, then the rest."""
     if n < 8:
@@ -131,52 +132,44 @@ def _pairwise_sum(values: np.ndarray, n: int) -> float:
     return result
 
 
-@njit(cache=True)
-def _key_less(a: np.ndarray, b: np.ndarray) -> bool:
+@njit(cache=True, inline="always")
+def _compare_key(keys: np.ndarray, lane: int, slot: int, levels: np.ndarray, task: int) -> int:
+    """-1, 0 or 1 as slot `slot`'s level vector is below, equal to or above task `task`'s (lexicographic)."""
     for c in range(NUM_SIZES):
-        if a[c] != b[c]:
-            return a[c] < b[c]
-    return False
+        if keys[lane, slot, c] != levels[lane, task, c]:
+            return -1 if keys[lane, slot, c] < levels[lane, task, c] else 1
+    return 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_ready(lane: int, task: int, ints: np.ndarray, levels: np.ndarray, keys: np.ndarray, counts: np.ndarray) -> None:
     """A task joins the ready slots: its type's count grows, or a new slot is inserted in order (MIG_MODEL.md section 3)."""
-    key = levels[lane, task]
     n = ints[lane, NTYPES]
-    i = 0
-    while i < n and _key_less(keys[lane, i], key):
+    i, order = 0, 1
+    while i < n:
+        order = _compare_key(keys, lane, i, levels, task)
+        if order >= 0:
+            break
         i += 1
-    same = i < n
-    if same:
-        for c in range(NUM_SIZES):
-            if keys[lane, i, c] != key[c]:
-                same = False
-    if same:
+    if i < n and order == 0:
         counts[lane, i] += 1
     else:
         for k in range(n, i, -1):
-            keys[lane, k] = keys[lane, k - 1]
+            for c in range(NUM_SIZES):
+                keys[lane, k, c] = keys[lane, k - 1, c]
             counts[lane, k] = counts[lane, k - 1]
-        keys[lane, i] = key
+        for c in range(NUM_SIZES):
+            keys[lane, i, c] = levels[lane, task, c]
         counts[lane, i] = 1
         ints[lane, NTYPES] = n + 1
     ints[lane, READY] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _take_task(lane: int, slot: int, ints: np.ndarray, levels: np.ndarray, started: np.ndarray, keys: np.ndarray, counts: np.ndarray) -> int:
     """Start the earliest-arrived ready task of a slot's type; its count drops and an emptied slot is removed."""
     task = ints[lane, OPEN]
-    while True:
-        if not started[lane, task]:
-            match = True
-            for c in range(NUM_SIZES):
-                if levels[lane, task, c] != keys[lane, slot, c]:
-                    match = False
-                    break
-            if match:
-                break
+    while started[lane, task] or _compare_key(keys, lane, slot, levels, task) != 0:
         task += 1
     started[lane, task] = True
     while ints[lane, OPEN] < ints[lane, NEXT] and started[lane, ints[lane, OPEN]]:
@@ -186,15 +179,17 @@ def _take_task(lane: int, slot: int, ints: np.ndarray, levels: np.ndarray, start
     if counts[lane, slot] == 0:
         n = ints[lane, NTYPES]
         for k in range(slot, n - 1):
-            keys[lane, k] = keys[lane, k + 1]
+            for c in range(NUM_SIZES):
+                keys[lane, k, c] = keys[lane, k + 1, c]
             counts[lane, k] = counts[lane, k + 1]
-        keys[lane, n - 1] = 0
+        for c in range(NUM_SIZES):
+            keys[lane, n - 1, c] = 0
         counts[lane, n - 1] = 0
         ints[lane, NTYPES] = n - 1
     return task
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _advance(lane: int, elapsed: float, ints: np.ndarray, reals: np.ndarray, rem: np.ndarray) -> None:
     """The clock moves on by `elapsed` levels; remaining times below DUST become exactly 0."""
     bits = 0
@@ -209,7 +204,7 @@ def _advance(lane: int, elapsed: float, ints: np.ndarray, reals: np.ndarray, rem
     reals[lane, CLOCK] += elapsed
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _apply(
     lane: int, action: int, direct: bool, ints: np.ndarray, reals: np.ndarray, costs: np.ndarray, rem: np.ndarray, free: np.ndarray,
     times: np.ndarray, levels: np.ndarray, started: np.ndarray, keys: np.ndarray, counts: np.ndarray,
@@ -259,12 +254,11 @@ def _apply(
             if ready > reals[lane, MAKESPAN]:
                 reals[lane, MAKESPAN] = ready
         if RELABEL_TO[q] != q:
-            old_rem = rem[lane].copy()
-            old_free = free[lane].copy()
+            for s in range(2):  # RELABEL_SLICE_ORDER swaps slices 0, 1 with 2, 3
+                rem[lane, s], rem[lane, s + 2] = rem[lane, s + 2], rem[lane, s]
+                free[lane, s], free[lane, s + 2] = free[lane, s + 2], free[lane, s]
             bits = 0
             for s in range(NUM_SLICES):
-                rem[lane, s] = old_rem[RELABEL_ORDER[s]]
-                free[lane, s] = old_free[RELABEL_ORDER[s]]
                 if rem[lane, s] > 0.0:
                     bits |= 1 << s
             ints[lane, BUSY] = bits
@@ -291,50 +285,68 @@ def _apply(
     return 0.0
 
 
-@njit(cache=True)
-def _refresh(lane: int, direct: bool, encoding: int, n_levels: int, ints: np.ndarray, rem: np.ndarray, keys: np.ndarray, counts: np.ndarray,
-             mask: np.ndarray, obs_float: np.ndarray, obs_int: np.ndarray) -> None:  # fmt: skip
-    """A lane's action mask (MIG_MODEL.md section 4) and observation (section 7), as observations.py encodes it."""
-    p, busy, n_slots = ints[lane, PART], ints[lane, BUSY], keys.shape[1]
+@njit(cache=True, inline="always")
+def _refresh(lane: int, slots_changed: bool, direct: bool, encoding: int, n_levels: int, ints: np.ndarray, rem: np.ndarray, keys: np.ndarray,
+             counts: np.ndarray, mask: np.ndarray, obs_float: np.ndarray, obs_int: np.ndarray) -> None:  # fmt: skip
+    """A lane's action mask (MIG_MODEL.md section 4) and observation (section 7), as observations.py encodes it;
+    the slot features are rewritten only when `slots_changed`."""
+    p, busy, n_slots, n_types = ints[lane, PART], ints[lane, BUSY], keys.shape[1], ints[lane, NTYPES]
     mask[lane, 0] = busy != 0
     any_run = False
-    for i in range(n_slots):
-        filled = i < ints[lane, NTYPES]
+    for i in range(n_types):
+        base = FIRST_RUN_ACTION + NUM_SLICES * i
         for j in range(NUM_SLICES):
-            column = SIZE_COLUMN[p, j]
-            ok = filled and column < NUM_SIZES and IDLE_INSTANCE[p, busy, j] and keys[lane, i, column] > 0
-            mask[lane, FIRST_RUN_ACTION + NUM_SLICES * i + j] = ok
+            column = IDLE_COLUMN[p, busy, j]
+            ok = column >= 0 and keys[lane, i, column] > 0
+            mask[lane, base + j] = ok
             any_run |= ok
-    for q in range(a100.NUM_PARTITIONS):
-        if ints[lane, READY] == 0:
+    for a in range(FIRST_RUN_ACTION + NUM_SLICES * n_types, mask.shape[1]):
+        mask[lane, a] = False
+    if ints[lane, READY] == 0:
+        for q in range(a100.NUM_PARTITIONS):
             mask[lane, 1 + q] = False
-        elif not direct:
+    elif not direct:
+        for q in range(a100.NUM_PARTITIONS):
             mask[lane, 1 + q] = RECONFIGURE_OK[p, busy, q]
-        elif ints[lane, PREV] != 0 and any_run:
+    elif ints[lane, PREV] != 0 and any_run:
+        for q in range(a100.NUM_PARTITIONS):
             mask[lane, 1 + q] = False
-        else:
+    else:
+        for q in range(a100.NUM_PARTITIONS):
             mask[lane, 1 + q] = NOT_SELF[p, q]
     slots_end = 1 + 6 * n_slots
     if encoding == ONE_HOT:
         obs_int[lane, 0] = p - 1
-        for i in range(n_slots):
-            for c in range(NUM_SIZES):
-                obs_int[lane, 1 + 6 * i + c] = keys[lane, i, c]
-            obs_int[lane, 6 + 6 * i] = counts[lane, i]
+        if slots_changed:
+            for i in range(n_slots):
+                for c in range(NUM_SIZES):
+                    obs_int[lane, 1 + 6 * i + c] = keys[lane, i, c]
+                obs_int[lane, 6 + 6 * i] = counts[lane, i]
         for s in range(NUM_SLICES):
             obs_int[lane, slots_end + s] = min(int(np.ceil(rem[lane, s])), n_levels)
         return
     inv_levels, inv_slots = 1.0 / n_levels, 1.0 / n_slots
     obs_float[lane, 0] = (p - 1) / (a100.NUM_PARTITIONS - 1)
-    for i in range(n_slots):
-        for c in range(NUM_SIZES):
-            obs_float[lane, 1 + 6 * i + c] = float(keys[lane, i, c]) * inv_levels
-        obs_float[lane, 6 + 6 * i] = float(counts[lane, i]) * inv_slots
+    if slots_changed:
+        for i in range(n_slots):
+            for c in range(NUM_SIZES):
+                obs_float[lane, 1 + 6 * i + c] = float(keys[lane, i, c]) * inv_levels
+            obs_float[lane, 6 + 6 * i] = float(counts[lane, i]) * inv_slots
     for s in range(NUM_SLICES):
         r = rem[lane, s]
         obs_float[lane, slots_end + s] = r * inv_levels if r < n_levels else 1.0
     if encoding == FLOAT_FLAG:
         obs_float[lane, slots_end + NUM_SLICES] = float(ints[lane, PREV])
+
+
+@njit(cache=True)
+def _first_masked(actions: np.ndarray, mask: np.ndarray) -> int:
+    """The first lane whose action is out of range or masked, or -1."""
+    for lane in range(actions.shape[0]):
+        a = actions[lane]
+        if a < 0 or a >= mask.shape[1] or not mask[lane, a]:
+            return lane
+    return -1
 
 
 @njit(cache=True)
@@ -351,10 +363,10 @@ def _step_lanes(
         reward = _apply(lane, actions[lane], direct, ints, reals, costs, rem, free, times, levels, started, keys, counts)
         rewards[lane] = (before - reals[lane, MAKESPAN]) / reals[lane, STEP] if real else reward
         dones[lane] = ints[lane, READY] == 0 and ints[lane, NEXT] == ints[lane, NTASKS] and ints[lane, BUSY] == 0
-        _refresh(lane, direct, encoding, n_levels, ints, rem, keys, counts, mask, obs_float, obs_int)
+        _refresh(lane, actions[lane] >= FIRST_RUN_ACTION, direct, encoding, n_levels, ints, rem, keys, counts, mask, obs_float, obs_int)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _synthesize(k: int, n: int, first: np.ndarray, normal: np.ndarray, leave: np.ndarray, order: np.ndarray,
                 limits: np.ndarray, membound: np.ndarray, out: np.ndarray) -> None:  # fmt: skip
     """`workloads.generate`'s tasks from its random draws (MIG_MODEL.md section 2), with its arithmetic: out[k, i] is task order[k, i]."""
@@ -377,7 +389,7 @@ def _synthesize(k: int, n: int, first: np.ndarray, normal: np.ndarray, leave: np
         out[k, i, 0], out[k, i, 1], out[k, i, 2], out[k, i, 3], out[k, i, 4] = times[0], times[1], times[2], times[3], times[6]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _next_bits(state: np.ndarray, lane: int) -> np.uint64:
     """SplitMix64: the next 64 random bits of a lane's own generator (its state is one uint64)."""
     z = state[lane] + np.uint64(0x9E3779B97F4A7C15)
@@ -387,13 +399,13 @@ def _next_bits(state: np.ndarray, lane: int) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _uniform(state: np.ndarray, lane: int) -> float:
     """A uniform float in [0, 1) with 53 random bits."""
     return float(_next_bits(state, lane) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _below(state: np.ndarray, lane: int, n: int) -> int:
     """A uniform integer in 0..n-1 (n far below 2**53, so the bias is below 2**-30)."""
     return min(int(_uniform(state, lane) * n), n - 1)
@@ -415,9 +427,11 @@ def _draw_lanes(
             for i in range(count):
                 first[k, i] = low + (high - low) * _uniform(state, lane)
             for i in range(count):
-                for c in range(6):
+                for c in range(0, 6, 2):  # Box-Muller: two normals from two uniforms
                     radius = np.sqrt(-2.0 * np.log(1.0 - _uniform(state, lane)))
-                    normal[k, i, c] = radius * np.cos(2.0 * np.pi * _uniform(state, lane))
+                    angle = 2.0 * np.pi * _uniform(state, lane)
+                    normal[k, i, c], normal[k, i, c + 1] = radius * np.cos(angle), radius * np.sin(angle)
+                for c in range(6):
                     leave[k, i, c] = _uniform(state, lane)
             for i in range(count):
                 order[k, i] = i
@@ -497,7 +511,7 @@ def _load_lanes(
         ints[lane, NTASKS], ints[lane, NEXT], ints[lane, OPEN], ints[lane, READY], ints[lane, NTYPES] = n, ready, 0, 0, 0
         for t in range(ready):
             _add_ready(lane, t, ints, levels, keys, counts)
-        _refresh(lane, direct, encoding, n_levels, ints, rem, keys, counts, mask, obs_float, obs_int)
+        _refresh(lane, True, direct, encoding, n_levels, ints, rem, keys, counts, mask, obs_float, obs_int)
 
 
 # --- the vectorized environment ----------------------------------------------------------------
@@ -700,10 +714,8 @@ class BatchEnv(VecEnv):
         array = array.reshape(-1).astype(np.int64, copy=False)
         if array.shape[0] != self.num_envs:
             raise ValueError(f"expected one action per lane ({self.num_envs}), got {array.shape[0]}")
-        inside = (array >= 0) & (array < self.num_actions)
-        valid = inside & self._mask[self._lane_index, np.where(inside, array, 0)]
-        if not valid.all():
-            lane = int(np.flatnonzero(~valid)[0])
+        lane = _first_masked(array, self._mask)
+        if lane >= 0:
             allowed = np.flatnonzero(self._mask[lane]).tolist()
             if not allowed:
                 raise ValueError(f"lane {lane}: action {array[lane]} is masked: no episode is running (none was started); call reset()")
