@@ -5,10 +5,15 @@ one episode of exactly the model `SchedState` and `MigSchedEnv` implement (MIG_M
 sections 3-8): the same masks, observations, rewards, terminations and final `info`, bit for
 bit (tests/test_batch.py holds the two against each other). The lanes' state lives in numpy
 arrays; the transitions, masks and observations of all lanes are one loop compiled by numba
-(`cache=True`: the first import on a machine compiles for about half a minute, later ones load
-the cache). The random episodes are drawn with numpy from each lane's own generator, with the
-same calls `MigSchedEnv.reset` makes, so lane `i` of a `BatchEnv` seeded with `seed` plays the
-episodes of a scalar environment reset with `seed=seed + i` (SB3's `VecEnv.seed` convention).
+(`cache=True`: the first use on a machine compiles for a few seconds, later ones load the cache).
+
+Each lane draws its episodes from its own generator, seeded `seed + i` for lane `i` (SB3's
+`VecEnv.seed` convention). By default that is a SplitMix64 generator inside the compiled loop,
+drawing the distributions of `workloads.generate` and `MigSchedEnv.reset`. With `scalar_rng`
+it is numpy's generator driven with exactly the scalar env's calls, so lane `i` plays the very
+episodes of a scalar env reset with `seed=seed + i`, at the price of about 30 us of Python per
+episode start. `episode_options(lane)` gives the reset options that load a lane's current
+episode into a scalar env either way.
 """
 
 from __future__ import annotations
@@ -55,8 +60,6 @@ RELABEL_TO[list(a100.RELABEL)] = list(a100.RELABEL.values())
 CREATE_SECONDS = np.array([a100.CREATE_COST[s] for s in a100.SIZES])
 DESTROY_SECONDS = np.array([a100.DESTROY_COST[s] for s in a100.SIZES])
 SIZE_FACTOR = np.array(a100.SIZES, np.float64)
-IDLE_INSTANCE = a100.IDLE_INSTANCE
-SIZE_COLUMN = a100.SIZE_COLUMN.astype(np.int64)
 RECONFIGURE_OK = a100.RECONFIGURE_OK
 NOT_SELF = a100.NOT_SELF
 # IDLE_COLUMN[p, busy, j]: the size column of instance j of p when it exists and is idle, else -1.
@@ -546,8 +549,9 @@ class BatchEnv(VecEnv):
         self._limits, self._membound = self._workload_classes(type_tasks, self._episode_tasks)
         self._time_range = check_workload(type_tasks).time_range
         self.scalar_rng = scalar_rng
-        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
-        self._rng_state = np.zeros(self.num_envs, np.uint64)  # each lane's SplitMix64 state (without scalar_rng)
+        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs  # with scalar_rng: each lane's numpy generator
+        self._rng_state = np.zeros(self.num_envs, np.uint64)  # otherwise: each lane's SplitMix64 state
+        self._lane_seeded = np.zeros(self.num_envs, bool)
         self._lane_index = np.arange(self.num_envs)
         self._allocate(self._episode_tasks)
         if seed is not None:
@@ -607,12 +611,14 @@ class BatchEnv(VecEnv):
         """Start an episode in every lane and return the observations. `options`: a list of one
         scalar-env reset options dict (or None) per lane, or one dict for every lane; without it,
         those of `set_options`. Every lane's options and seed are checked before anything changes."""
-        if options is not None:
-            self.set_options(options)
-        if len(self._options) != self.num_envs:
-            raise ValueError(f"reset options must be one dict per lane: {len(self._options)} given for {self.num_envs} lanes")
+        if options is None:
+            pending = list(self._options)
+        else:
+            pending = [options] * self.num_envs if isinstance(options, Mapping) else list(options)
+        if len(pending) != self.num_envs:
+            raise ValueError(f"reset options must be one dict per lane: {len(pending)} given for {self.num_envs} lanes")
         checked = []
-        for lane, lane_options in enumerate(self._options):
+        for lane, lane_options in enumerate(pending):
             try:
                 checked.append(check_reset_options(lane_options or None, self.online, self.N))
             except ValueError as exc:
@@ -620,14 +626,18 @@ class BatchEnv(VecEnv):
         if self.scalar_rng:
             rngs = [seeding.np_random(seed)[0] if seed is not None or rng is None else rng for seed, rng in zip(self._seeds, self._rngs)]
         else:
-            rngs = [rng if seed is None and rng is not None else np.random.SeedSequence(seed) for seed, rng in zip(self._seeds, self._rngs)]
-            states = [rng.generate_state(1, np.uint64)[0] if isinstance(rng, np.random.SeedSequence) else self._rng_state[i] for i, rng in enumerate(rngs)]
+            fresh = [seed is not None or not seeded for seed, seeded in zip(self._seeds, self._lane_seeded)]
+            states = [np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] if new else None for seed, new in zip(self._seeds, fresh)]
         longest = max([self._episode_tasks] + [len(tasks) for tasks, _, _ in checked if tasks is not None])
         if longest > self._capacity:
             self._allocate(longest)
-        self._rngs = rngs
-        if not self.scalar_rng:
-            self._rng_state[:] = states
+        if self.scalar_rng:
+            self._rngs = rngs
+        else:
+            for lane, state in enumerate(states):
+                if state is not None:
+                    self._rng_state[lane] = state
+            self._lane_seeded[:] = True
         self._load(self._lane_index, checked)
         self._reset_seeds()
         self._reset_options()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.utils import get_action_masks
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from migsched import VERSIONS, a100, make_env
 from migsched.batch import BatchEnv
@@ -222,6 +222,16 @@ def test_same_seed_same_episodes(scalar_rng: bool) -> None:
     assert not np.array_equal(first[0], other[0])
 
 
+@pytest.mark.parametrize("scalar_rng", [False, True])
+def test_reset_without_seed_continues_each_lane_generator(scalar_rng: bool) -> None:
+    batch = BatchEnv("float", {"N": 5, "M": 7}, "wide_times", 3, seed=4, scalar_rng=scalar_rng)
+    first = batch.reset()
+    second = batch.reset()
+    assert not any(np.array_equal(a, b) for a, b in zip(first, second))
+    batch.seed(4)
+    assert np.array_equal(batch.reset(), first)
+
+
 def test_reset_options_conventions_and_checks() -> None:
     batch = BatchEnv("one_hot", {"N": 3, "M": 4}, "good_scaling", 3, seed=0, scalar_rng=True)
     assert isinstance(batch, VecEnv)
@@ -259,11 +269,15 @@ def test_online_queue_longer_than_configured() -> None:
 
 def test_get_action_masks_matches() -> None:
     batch = BatchEnv("entropy", {"N": 4, "M": 6}, "wide_times", 5, seed=1)
-    batch.reset()
+    monitored = VecMonitor(batch)
+    monitored.reset()
     rng = np.random.default_rng(0)
-    for _ in range(10):
-        assert np.array_equal(get_action_masks(batch), batch.action_masks())
-        batch.step(random_actions(batch.action_masks(), rng))
+    ends = 0
+    for _ in range(40):
+        masks = batch.action_masks()
+        assert np.array_equal(get_action_masks(batch), masks) and np.array_equal(get_action_masks(monitored), masks)
+        ends += sum("episode" in info for info in monitored.step(random_actions(masks, rng))[3])
+    assert ends > 0
 
 
 class InfoRecorder(BaseCallback):
