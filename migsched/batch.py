@@ -695,9 +695,8 @@ class BatchEnv(VecEnv):
         if self._draw_busy[row]:
             self._busy_levels[row] = 0
             if not self.online:
-                self._busy_levels[row, : len(a100.PARTITIONS[int(self._partitions[row])])] = rng.integers(
-                    0, self.M + 1, len(a100.PARTITIONS[int(self._partitions[row])])
-                )
+                instances = int(INST_COUNT[self._partitions[row]])
+                self._busy_levels[row, :instances] = rng.integers(0, self.M + 1, instances)
 
     # --- stepping ------------------------------------------------------------------------------
 
