@@ -44,8 +44,9 @@ def scalar_twins(batch: BatchEnv, seed: int, options: list[dict[str, Any] | None
     return envs, obs
 
 
-def step_together(batch: BatchEnv, envs: list, actions: np.ndarray) -> list[bool]:
-    """One step of the batch and of each lane's scalar twin; everything must agree exactly. Returns which lanes ended."""
+def step_together(batch: BatchEnv, envs: list, actions: np.ndarray) -> tuple[list[bool], np.ndarray, list[dict[str, Any]]]:
+    """One step of the batch and of each lane's scalar twin; everything must agree exactly. Returns which lanes ended,
+    the batch's rewards and infos."""
     obs, rewards, dones, infos = batch.step(actions)
     ended = []
     for i, env in enumerate(envs):
@@ -61,7 +62,7 @@ def step_together(batch: BatchEnv, envs: list, actions: np.ndarray) -> list[bool
             assert infos[i] == {}
         assert np.array_equal(obs[i], env_obs), f"lane {i} observation"
         ended.append(terminated)
-    return ended
+    return ended, rewards, infos
 
 
 def check_masks(batch: BatchEnv, envs: list) -> np.ndarray:
@@ -133,10 +134,16 @@ def test_golden_episodes_in_lanes(version: str, reward: str) -> None:
                 if t < len(episode["steps"]):
                     assert np.flatnonzero(masks[2 * k + 1]).tolist() == episode["steps"][t]["valid"]
                     actions[2 * k + 1] = episode["steps"][t]["action"]
-            ended = step_together(batch, envs, actions)
+            ended, rewards, infos = step_together(batch, envs, actions)
             for k, episode in enumerate(group):
-                if t < len(episode["steps"]):
-                    assert ended[2 * k + 1] == (t == len(episode["steps"]) - 1)
+                lane, last = 2 * k + 1, len(episode["steps"]) - 1
+                if t <= last:
+                    assert ended[lane] == (t == last)
+                    if reward == "levels":
+                        assert rewards[lane] == pytest.approx(episode["steps"][t]["reward"], abs=1e-8)
+                if t == last:
+                    for key in ("makespan", "lower_bound", "makespan_levels"):
+                        assert infos[lane][key] == pytest.approx(episode[key], abs=1e-6)
 
 
 @pytest.mark.parametrize("scalar_rng", [False, True], ids=["lane_rng", "scalar_rng"])
@@ -165,7 +172,7 @@ def test_default_size_lanes_follow_seeded_scalar_envs() -> None:
     rng = np.random.default_rng(1)
     ends = 0
     for _ in range(300):
-        ends += sum(step_together(batch, envs, random_actions(check_masks(batch, envs), rng)))
+        ends += sum(step_together(batch, envs, random_actions(check_masks(batch, envs), rng))[0])
     assert ends >= 3
 
 
