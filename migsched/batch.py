@@ -64,9 +64,18 @@ RECONFIGURE_OK = a100.RECONFIGURE_OK
 NOT_SELF = a100.NOT_SELF
 # IDLE_COLUMN[p, busy, j]: the size column of instance j of p when it exists and is idle, else -1.
 IDLE_COLUMN = np.where(a100.IDLE_INSTANCE, a100.SIZE_COLUMN[:, None, :], -1).astype(np.int64)
+# RUN_PATTERN[p, busy, fits]: bit j set iff a slot fitting the size columns `fits` can run on instance j.
+RUN_PATTERN = np.zeros((_ROWS, 1 << NUM_SLICES, 1 << NUM_SIZES), np.int64)
+for _j in range(NUM_SLICES):
+    _column = IDLE_COLUMN[:, :, _j, None]
+    _fits = ((np.arange(1 << NUM_SIZES) >> np.maximum(_column, 0)) & 1) == 1
+    RUN_PATTERN |= np.where((_column >= 0) & _fits, 1 << _j, 0)
 
 # Columns of a lane's integer state `ints` and real state `reals`.
-PART, BUSY, PREV, NTASKS, NEXT, OPEN, READY, NTYPES, INITIAL = range(9)
+PART, BUSY, PREV, NTASKS, NEXT, READY, NTYPES, INITIAL = range(8)
+# Columns of a ready slot in `slots`: its five levels, how many of its tasks are ready, the first and last of
+# them (their FIFO runs through `link`), and which sizes it fits as a bit set (bit c: size column c).
+COUNT, HEAD, TAIL, FITS = 5, 6, 7, 8
 MAKESPAN, CLOCK, STEP, LOWER = range(4)
 # Observation encodings, as the compiled loop takes them.
 ONE_HOT, FLOAT, FLOAT_FLAG = range(3)
@@ -136,58 +145,57 @@ def _pairwise_sum(values: np.ndarray, n: int) -> float:
 
 
 @njit(cache=True, inline="always")
-def _compare_key(keys: np.ndarray, lane: int, slot: int, levels: np.ndarray, task: int) -> int:
+def _compare_key(slots: np.ndarray, lane: int, slot: int, levels: np.ndarray, task: int) -> int:
     """-1, 0 or 1 as slot `slot`'s level vector is below, equal to or above task `task`'s (lexicographic)."""
     for c in range(NUM_SIZES):
-        if keys[lane, slot, c] != levels[lane, task, c]:
-            return -1 if keys[lane, slot, c] < levels[lane, task, c] else 1
+        if slots[lane, slot, c] != levels[lane, task, c]:
+            return -1 if slots[lane, slot, c] < levels[lane, task, c] else 1
     return 0
 
 
 @njit(cache=True, inline="always")
-def _add_ready(lane: int, task: int, ints: np.ndarray, levels: np.ndarray, keys: np.ndarray, counts: np.ndarray) -> None:
-    """A task joins the ready slots: its type's count grows, or a new slot is inserted in order (MIG_MODEL.md section 3)."""
+def _add_ready(lane: int, task: int, ints: np.ndarray, levels: np.ndarray, slots: np.ndarray, link: np.ndarray) -> None:
+    """A task joins the ready slots (MIG_MODEL.md section 3): the end of its type's queue, or a new slot inserted in order."""
     n = ints[lane, NTYPES]
     i, order = 0, 1
     while i < n:
-        order = _compare_key(keys, lane, i, levels, task)
+        order = _compare_key(slots, lane, i, levels, task)
         if order >= 0:
             break
         i += 1
+    link[lane, task] = -1
     if i < n and order == 0:
-        counts[lane, i] += 1
+        slots[lane, i, COUNT] += 1
+        link[lane, slots[lane, i, TAIL]] = task
+        slots[lane, i, TAIL] = task
     else:
         for k in range(n, i, -1):
-            for c in range(NUM_SIZES):
-                keys[lane, k, c] = keys[lane, k - 1, c]
-            counts[lane, k] = counts[lane, k - 1]
+            for c in range(slots.shape[2]):
+                slots[lane, k, c] = slots[lane, k - 1, c]
+        fits = 0
         for c in range(NUM_SIZES):
-            keys[lane, i, c] = levels[lane, task, c]
-        counts[lane, i] = 1
+            slots[lane, i, c] = levels[lane, task, c]
+            if levels[lane, task, c] > 0:
+                fits |= 1 << c
+        slots[lane, i, COUNT], slots[lane, i, HEAD], slots[lane, i, TAIL], slots[lane, i, FITS] = 1, task, task, fits
         ints[lane, NTYPES] = n + 1
     ints[lane, READY] += 1
 
 
 @njit(cache=True, inline="always")
-def _take_task(lane: int, slot: int, ints: np.ndarray, levels: np.ndarray, started: np.ndarray, keys: np.ndarray, counts: np.ndarray) -> int:
+def _take_task(lane: int, slot: int, ints: np.ndarray, slots: np.ndarray, link: np.ndarray) -> int:
     """Start the earliest-arrived ready task of a slot's type; its count drops and an emptied slot is removed."""
-    task = ints[lane, OPEN]
-    while started[lane, task] or _compare_key(keys, lane, slot, levels, task) != 0:
-        task += 1
-    started[lane, task] = True
-    while ints[lane, OPEN] < ints[lane, NEXT] and started[lane, ints[lane, OPEN]]:
-        ints[lane, OPEN] += 1
+    task = slots[lane, slot, HEAD]
+    slots[lane, slot, HEAD] = link[lane, task]
     ints[lane, READY] -= 1
-    counts[lane, slot] -= 1
-    if counts[lane, slot] == 0:
+    slots[lane, slot, COUNT] -= 1
+    if slots[lane, slot, COUNT] == 0:
         n = ints[lane, NTYPES]
         for k in range(slot, n - 1):
-            for c in range(NUM_SIZES):
-                keys[lane, k, c] = keys[lane, k + 1, c]
-            counts[lane, k] = counts[lane, k + 1]
-        for c in range(NUM_SIZES):
-            keys[lane, n - 1, c] = 0
-        counts[lane, n - 1] = 0
+            for c in range(slots.shape[2]):
+                slots[lane, k, c] = slots[lane, k + 1, c]
+        for c in range(slots.shape[2]):
+            slots[lane, n - 1, c] = 0
         ints[lane, NTYPES] = n - 1
     return task
 
@@ -210,7 +218,7 @@ def _advance(lane: int, elapsed: float, ints: np.ndarray, reals: np.ndarray, rem
 @njit(cache=True, inline="always")
 def _apply(
     lane: int, action: int, direct: bool, ints: np.ndarray, reals: np.ndarray, costs: np.ndarray, rem: np.ndarray, free: np.ndarray,
-    times: np.ndarray, levels: np.ndarray, started: np.ndarray, keys: np.ndarray, counts: np.ndarray,
+    times: np.ndarray, levels: np.ndarray, link: np.ndarray, slots: np.ndarray,
 ) -> float:  # fmt: skip
     """Apply a valid action to a lane (MIG_MODEL.md section 5) and return its `levels` reward."""
     p = ints[lane, PART]
@@ -271,38 +279,37 @@ def _apply(
         return reward
     slot, j = divmod(action - FIRST_RUN_ACTION, NUM_SLICES)
     start, size, column = INST_START[p, j], INST_SIZE[p, j], INST_COLUMN[p, j]
-    level = float(keys[lane, slot, column])
+    level = float(slots[lane, slot, column])
     for s in range(start, start + size):
         rem[lane, s] = level
     ints[lane, BUSY] |= INST_BITS[p, j]
-    task = _take_task(lane, slot, ints, levels, started, keys, counts)
+    task = _take_task(lane, slot, ints, slots, link)
     end = free[lane, start] + times[lane, task, column]
     for s in range(start, start + size):
         free[lane, s] = end
     if end > reals[lane, MAKESPAN]:
         reals[lane, MAKESPAN] = end
     if ints[lane, NEXT] < ints[lane, NTASKS]:
-        _add_ready(lane, ints[lane, NEXT], ints, levels, keys, counts)
+        _add_ready(lane, ints[lane, NEXT], ints, levels, slots, link)
         ints[lane, NEXT] += 1
     ints[lane, PREV] = 0
     return 0.0
 
 
 @njit(cache=True, inline="always")
-def _refresh(lane: int, slots_changed: bool, direct: bool, encoding: int, n_levels: int, ints: np.ndarray, rem: np.ndarray, keys: np.ndarray,
-             counts: np.ndarray, mask: np.ndarray, obs_float: np.ndarray, obs_int: np.ndarray) -> None:  # fmt: skip
+def _refresh(lane: int, slots_changed: bool, direct: bool, encoding: int, n_levels: int, ints: np.ndarray, rem: np.ndarray, slots: np.ndarray,
+             mask: np.ndarray, obs_float: np.ndarray, obs_int: np.ndarray) -> None:  # fmt: skip
     """A lane's action mask (MIG_MODEL.md section 4) and observation (section 7), as observations.py encodes it;
     the slot features are rewritten only when `slots_changed`."""
-    p, busy, n_slots, n_types = ints[lane, PART], ints[lane, BUSY], keys.shape[1], ints[lane, NTYPES]
+    p, busy, n_slots, n_types = ints[lane, PART], ints[lane, BUSY], slots.shape[1], ints[lane, NTYPES]
     mask[lane, 0] = busy != 0
     any_run = False
     for i in range(n_types):
         base = FIRST_RUN_ACTION + NUM_SLICES * i
+        pattern = RUN_PATTERN[p, busy, slots[lane, i, FITS]]
+        any_run |= pattern != 0
         for j in range(NUM_SLICES):
-            column = IDLE_COLUMN[p, busy, j]
-            ok = column >= 0 and keys[lane, i, column] > 0
-            mask[lane, base + j] = ok
-            any_run |= ok
+            mask[lane, base + j] = ((pattern >> j) & 1) == 1
     for a in range(FIRST_RUN_ACTION + NUM_SLICES * n_types, mask.shape[1]):
         mask[lane, a] = False
     if ints[lane, READY] == 0:
@@ -322,9 +329,8 @@ def _refresh(lane: int, slots_changed: bool, direct: bool, encoding: int, n_leve
         obs_int[lane, 0] = p - 1
         if slots_changed:
             for i in range(n_slots):
-                for c in range(NUM_SIZES):
-                    obs_int[lane, 1 + 6 * i + c] = keys[lane, i, c]
-                obs_int[lane, 6 + 6 * i] = counts[lane, i]
+                for c in range(NUM_SIZES + 1):
+                    obs_int[lane, 1 + 6 * i + c] = slots[lane, i, c]
         for s in range(NUM_SLICES):
             obs_int[lane, slots_end + s] = min(int(np.ceil(rem[lane, s])), n_levels)
         return
@@ -333,8 +339,8 @@ def _refresh(lane: int, slots_changed: bool, direct: bool, encoding: int, n_leve
     if slots_changed:
         for i in range(n_slots):
             for c in range(NUM_SIZES):
-                obs_float[lane, 1 + 6 * i + c] = float(keys[lane, i, c]) * inv_levels
-            obs_float[lane, 6 + 6 * i] = float(counts[lane, i]) * inv_slots
+                obs_float[lane, 1 + 6 * i + c] = float(slots[lane, i, c]) * inv_levels
+            obs_float[lane, 6 + 6 * i] = float(slots[lane, i, COUNT]) * inv_slots
     for s in range(NUM_SLICES):
         r = rem[lane, s]
         obs_float[lane, slots_end + s] = r * inv_levels if r < n_levels else 1.0
@@ -355,7 +361,7 @@ def _first_masked(actions: np.ndarray, mask: np.ndarray) -> int:
 @njit(cache=True)
 def _step_lanes(
     actions: np.ndarray, real: bool, direct: bool, encoding: int, n_levels: int, ints: np.ndarray, reals: np.ndarray, costs: np.ndarray,
-    rem: np.ndarray, free: np.ndarray, times: np.ndarray, levels: np.ndarray, started: np.ndarray, keys: np.ndarray, counts: np.ndarray,
+    rem: np.ndarray, free: np.ndarray, times: np.ndarray, levels: np.ndarray, link: np.ndarray, slots: np.ndarray,
     mask: np.ndarray, obs_float: np.ndarray, obs_int: np.ndarray, rewards: np.ndarray, dones: np.ndarray,
 ) -> None:  # fmt: skip
     """Every lane takes its (valid) action: the reward, whether the episode ended, the next mask and observation.
@@ -363,10 +369,10 @@ def _step_lanes(
     The `real` reward is minus the growth of the real-time makespan in levels, as `MigSchedEnv.step` computes it."""
     for lane in range(actions.shape[0]):
         before = reals[lane, MAKESPAN]
-        reward = _apply(lane, actions[lane], direct, ints, reals, costs, rem, free, times, levels, started, keys, counts)
+        reward = _apply(lane, actions[lane], direct, ints, reals, costs, rem, free, times, levels, link, slots)
         rewards[lane] = (before - reals[lane, MAKESPAN]) / reals[lane, STEP] if real else reward
         dones[lane] = ints[lane, READY] == 0 and ints[lane, NEXT] == ints[lane, NTASKS] and ints[lane, BUSY] == 0
-        _refresh(lane, actions[lane] >= FIRST_RUN_ACTION, direct, encoding, n_levels, ints, rem, keys, counts, mask, obs_float, obs_int)
+        _refresh(lane, actions[lane] >= FIRST_RUN_ACTION, direct, encoding, n_levels, ints, rem, slots, mask, obs_float, obs_int)
 
 
 @njit(cache=True, inline="always")
@@ -455,12 +461,11 @@ def _load_lanes(
     lanes: np.ndarray, given: np.ndarray, n_tasks: np.ndarray, partitions: np.ndarray, busy_levels: np.ndarray, stage: np.ndarray,
     first: np.ndarray, normal: np.ndarray, leave: np.ndarray, order: np.ndarray, limits: np.ndarray, membound: np.ndarray,
     direct: bool, encoding: int, n_levels: int, ints: np.ndarray, reals: np.ndarray, costs: np.ndarray, rem: np.ndarray, free: np.ndarray,
-    times: np.ndarray, levels: np.ndarray, started: np.ndarray, keys: np.ndarray, counts: np.ndarray,
-    mask: np.ndarray, obs_float: np.ndarray, obs_int: np.ndarray,
+    times: np.ndarray, levels: np.ndarray, link: np.ndarray, slots: np.ndarray, mask: np.ndarray, obs_float: np.ndarray, obs_int: np.ndarray,
 ) -> None:  # fmt: skip
     """Start an episode in each of `lanes` (k-th: staged tasks, or synthesized from staged draws), as `SchedState.load` and
     `MigSchedEnv.reset` do: discretization (MIG_MODEL.md section 3), initial busy slices, lower bound (section 8)."""
-    n_slots = keys.shape[1]
+    n_slots = slots.shape[1]
     for k in range(lanes.shape[0]):
         lane, n = lanes[k], n_tasks[k]
         if not given[k]:
@@ -507,14 +512,12 @@ def _load_lanes(
         ints[lane, PART], ints[lane, BUSY], ints[lane, PREV], ints[lane, INITIAL] = p, bits, 0, p
         reals[lane, MAKESPAN], reals[lane, CLOCK], reals[lane, STEP] = makespan, 0.0, step
         reals[lane, LOWER] = shortest if shortest > spread else spread
-        keys[lane] = 0
-        counts[lane] = 0
-        started[lane] = False
+        slots[lane] = 0
         ready = min(n_slots, n)
-        ints[lane, NTASKS], ints[lane, NEXT], ints[lane, OPEN], ints[lane, READY], ints[lane, NTYPES] = n, ready, 0, 0, 0
+        ints[lane, NTASKS], ints[lane, NEXT], ints[lane, READY], ints[lane, NTYPES] = n, ready, 0, 0
         for t in range(ready):
-            _add_ready(lane, t, ints, levels, keys, counts)
-        _refresh(lane, True, direct, encoding, n_levels, ints, rem, keys, counts, mask, obs_float, obs_int)
+            _add_ready(lane, t, ints, levels, slots, link)
+        _refresh(lane, True, direct, encoding, n_levels, ints, rem, slots, mask, obs_float, obs_int)
 
 
 # --- the vectorized environment ----------------------------------------------------------------
@@ -570,16 +573,15 @@ class BatchEnv(VecEnv):
         """The lanes' arrays, for episodes of up to `capacity` tasks (MIG_MODEL.md sections 3-5)."""
         lanes, n = self.num_envs, self.N
         self._capacity = capacity
-        self._ints = np.zeros((lanes, 9), np.int64)
+        self._ints = np.zeros((lanes, 8), np.int64)
         self._reals = np.zeros((lanes, 4))
         self._costs = np.zeros((lanes, 2, NUM_SIZES))  # create and destroy costs in levels, per size
         self._rem = np.zeros((lanes, NUM_SLICES))
         self._free = np.zeros((lanes, NUM_SLICES))  # real second at which each slice frees (section 8)
         self._times = np.zeros((lanes, capacity, NUM_SIZES))
         self._levels = np.zeros((lanes, capacity, NUM_SIZES), np.int64)
-        self._started = np.zeros((lanes, capacity), bool)
-        self._keys = np.zeros((lanes, n, NUM_SIZES), np.int64)
-        self._counts = np.zeros((lanes, n), np.int64)
+        self._link = np.zeros((lanes, capacity), np.int64)  # per ready task, the next ready task of its type (-1: none)
+        self._slots = np.zeros((lanes, n, FITS + 1), np.int64)  # the ready type slots in canonical order (section 3)
         self._mask = np.zeros((lanes, self.num_actions), bool)
         width = self.observation_space.shape[0]
         self._obs_float = np.zeros((lanes, 0 if self._encoding == ONE_HOT else width), np.float32)
@@ -677,8 +679,7 @@ class BatchEnv(VecEnv):
         _load_lanes(
             lanes, self._given, self._n_tasks, self._partitions, self._busy_levels, self._stage, self._first, self._normal, self._leave,
             self._order, self._limits, self._membound, self._direct, self._encoding, self.M, self._ints, self._reals, self._costs,
-            self._rem, self._free, self._times, self._levels, self._started, self._keys, self._counts, self._mask, self._obs_float,
-            self._obs_int,
+            self._rem, self._free, self._times, self._levels, self._link, self._slots, self._mask, self._obs_float, self._obs_int,
         )  # fmt: skip
 
     def _draw_numpy(self, row: int, rng: np.random.Generator) -> None:
@@ -738,8 +739,8 @@ class BatchEnv(VecEnv):
         actions, self._actions = self._actions, None
         _step_lanes(
             actions, self.reward_kind == "real", self._direct, self._encoding, self.M, self._ints, self._reals, self._costs, self._rem,
-            self._free, self._times, self._levels, self._started, self._keys, self._counts, self._mask, self._obs_float, self._obs_int,
-            self._rewards, self._dones,
+            self._free, self._times, self._levels, self._link, self._slots, self._mask, self._obs_float, self._obs_int, self._rewards,
+            self._dones,
         )  # fmt: skip
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         finished = np.flatnonzero(self._dones)
