@@ -73,10 +73,10 @@ for _j in range(NUM_SLICES):
 
 # Columns of a lane's integer state `ints` and real state `reals`.
 PART, BUSY, PREV, NTASKS, NEXT, READY, NTYPES, INITIAL = range(8)
+MAKESPAN, CLOCK, STEP, LOWER = range(4)
 # Columns of a ready slot in `slots`: its five levels, how many of its tasks are ready, the first and last of
 # them (their FIFO runs through `link`), and which sizes it fits as a bit set (bit c: size column c).
 COUNT, HEAD, TAIL, FITS = 5, 6, 7, 8
-MAKESPAN, CLOCK, STEP, LOWER = range(4)
 # Observation encodings, as the compiled loop takes them.
 ONE_HOT, FLOAT, FLOAT_FLAG = range(3)
 ENCODINGS = {"one_hot": ONE_HOT, "float": FLOAT, "float_reconfig_flag": FLOAT_FLAG}
