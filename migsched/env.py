@@ -102,17 +102,7 @@ class MigSchedEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         """Start an episode. Every option is checked before anything changes, so a refused reset
         leaves the environment, its random generator included, as it was."""
-        if options is not None and not isinstance(options, Mapping):
-            raise ValueError(f"reset options must be a dict, got {type(options).__name__}")
-        options = dict(options or {})
-        allowed = {"tasks", "partition"} if self.online else {"tasks", "partition", "busy"}
-        if set(options) - allowed:
-            raise ValueError(f"unknown reset options {sorted(set(options) - allowed)}; this version takes {sorted(allowed)}")
-        if "busy" in options and "partition" not in options:
-            raise ValueError("the busy option needs the partition option too (one level per instance of it)")
-        tasks = validate_tasks(options["tasks"], max_tasks=None if self.online else self.N) if "tasks" in options else None
-        partition = _check_partition(options.get("partition"))
-        busy = _check_busy(options["busy"], len(a100.PARTITIONS[partition])) if "busy" in options else None
+        tasks, partition, busy = check_reset_options(options, self.online, self.N)
         super().reset(seed=seed)
         if tasks is None:
             tasks = generate(self.type_tasks, self.queue_len if self.online else self.N, self.np_random)
@@ -182,6 +172,23 @@ class MigSchedEnv(gym.Env):
             print(text)
             return None
         return text
+
+
+def check_reset_options(options: Any, online: bool, n_slots: int) -> tuple[np.ndarray | None, int | None, list[int] | None]:
+    """`reset`'s options checked (MIG_MODEL.md section 6): the given tasks, partition and busy
+    levels, each None where not given; a bad option raises ValueError."""
+    if options is not None and not isinstance(options, Mapping):
+        raise ValueError(f"reset options must be a dict, got {type(options).__name__}")
+    options = dict(options or {})
+    allowed = {"tasks", "partition"} if online else {"tasks", "partition", "busy"}
+    if set(options) - allowed:
+        raise ValueError(f"unknown reset options {sorted(set(options) - allowed)}; this version takes {sorted(allowed)}")
+    if "busy" in options and "partition" not in options:
+        raise ValueError("the busy option needs the partition option too (one level per instance of it)")
+    tasks = validate_tasks(options["tasks"], max_tasks=None if online else n_slots) if "tasks" in options else None
+    partition = _check_partition(options.get("partition"))
+    busy = _check_busy(options["busy"], len(a100.PARTITIONS[partition])) if "busy" in options else None
+    return tasks, partition, busy
 
 
 def _make_encoder(name: str, n_slots: int, levels: int) -> FloatObservation | IntegerObservation:
