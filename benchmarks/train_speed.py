@@ -1,6 +1,9 @@
 """Training fps of each version's train.py with the default settings and with the fast CPU settings.
 
     python benchmarks/train_speed.py [--version float,online] [--settings defaults,fast] [--rollouts 5] [--runs 3]
+    python benchmarks/train_speed.py --device gpu --version float --settings defaults,gpu1024,gpu4096 --rollouts 3 --runs 1
+
+The last column projects the original tool's run, 200 million steps, at the median fps.
 
 Each run is a real `python <version>/train.py` subprocess at N=14 M=14 on mix_scaling_soft for
 `--rollouts` rollouts of the version's rollout_steps (2048) transitions. Its fps is the timesteps it trained over the seconds
@@ -42,16 +45,26 @@ SETTINGS = {
     "defaults": [],
     "n_envs8": ["--n_envs", "8"],
     "fast": ["--n_envs", "8", "--vec_env", "dummy", "--batch_size", "512"],
+    "fast_batched": ["--n_envs", "8", "--vec_env", "batched", "--batch_size", "512"],
+    "batched64": ["--n_envs", "64", "--vec_env", "batched", "--batch_size", "512"],
+    # Candidates for a GPU (`--device gpu`): thousands of lanes, rollouts and minibatches sized for it.
+    "gpu1024": ["--n_envs", "1024", "--vec_env", "batched", "--rollout_steps", "131072", "--batch_size", "16384", "--n_epochs", "4"],
+    "gpu4096": ["--n_envs", "4096", "--vec_env", "batched", "--rollout_steps", "262144", "--batch_size", "32768", "--n_epochs", "4"],
 }
+#: The original tool's run, whose projected time the table prints.
+ORIGINAL_STEPS = 200_000_000
 
 
-def run_fps(version: str, flags: list[str], rollouts: int, seed: int) -> float:
+def run_fps(version: str, flags: list[str], rollouts: int, seed: int, device: str = "cpu") -> float:
     """Trained timesteps per second of one `train.py` run."""
+    rollout = int(flags[flags.index("--rollout_steps") + 1]) if "--rollout_steps" in flags else get_version(version).defaults["rollout_steps"]
     argv = [
         sys.executable,
         "train.py",
+        "--device",
+        device,
         "--num_steps",
-        str(rollouts * get_version(version).defaults["rollout_steps"]),
+        str(rollouts * rollout),
         "--N",
         "14",
         "--M",
@@ -75,7 +88,8 @@ def run_fps(version: str, flags: list[str], rollouts: int, seed: int) -> float:
             end, saved = time.perf_counter(), Path(line.removeprefix("model saved: ").strip())
     if proc.wait() != 0 or start is None or end is None:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{''.join(lines[-20:])}")
-    saved.unlink()
+    for written in (saved, saved.with_suffix(".pt"), saved.with_suffix(".json")):
+        written.unlink(missing_ok=True)
     return timesteps / (end - start)
 
 
@@ -140,22 +154,24 @@ def main() -> None:
     parser.add_argument("--rollouts", type=int, default=5, help="PPO rollouts per timed run")
     parser.add_argument("--runs", type=int, default=3, help="runs per setting; the median is printed")
     parser.add_argument("--reference", action="store_true", help="also train the defaults on a free stand-in environment")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="train.py's --device; with gpu try --settings defaults,gpu1024,gpu4096")
     args = parser.parse_args()
     settings = args.settings.split(",")
     print(f"N=14 M=14 mix_scaling_soft, {args.rollouts} rollouts of rollout_steps transitions, median of {args.runs} runs")
     for name in settings:
         print(f"  {name}: train.py {' '.join(SETTINGS[name]) or '(no flags)'}")
-    print(f"{'version':<16} {'setting':<9} {'fps':>7} {'min':>7} {'max':>7} {'speed-up':>9}")
+    print(f"{'version':<16} {'setting':<12} {'fps':>9} {'min':>9} {'max':>9} {'speed-up':>9} {'200M steps':>11}")
     for version in args.versions.split(","):
         medians = {}
         for name in settings:
-            rates = [run_fps(version, SETTINGS[name], args.rollouts, seed) for seed in range(args.runs)]
+            rates = [run_fps(version, SETTINGS[name], args.rollouts, seed, args.device) for seed in range(args.runs)]
             medians[name] = statistics.median(rates)
             speedup = f"{medians[name] / medians['defaults']:.2f}x" if "defaults" in medians else ""
-            print(f"{version:<16} {name:<9} {medians[name]:>7,.0f} {min(rates):>7,.0f} {max(rates):>7,.0f} {speedup:>9}", flush=True)
+            hours = f"{ORIGINAL_STEPS / medians[name] / 3600:.1f} h"
+            print(f"{version:<16} {name:<12} {medians[name]:>9,.0f} {min(rates):>9,.0f} {max(rates):>9,.0f} {speedup:>9} {hours:>11}", flush=True)
         if args.reference:
             rates = [in_fresh_process(reference_fps, version, args.rollouts, seed) for seed in range(args.runs)]
-            print(f"{version:<16} {'free env':<9} {statistics.median(rates):>7,.0f} {min(rates):>7,.0f} {max(rates):>7,.0f}", flush=True)
+            print(f"{version:<16} {'free env':<12} {statistics.median(rates):>9,.0f} {min(rates):>9,.0f} {max(rates):>9,.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ SETTING_HELP: dict[str, str] = {
     "reward": "levels: minus the time each step lets pass, in levels (the original's); real: minus the growth of the real-time makespan, in levels",
     "n_envs": "parallel environments; each runs rollout_steps // n_envs steps per rollout",
     "rollout_steps": "transitions per PPO rollout, shared by the environments",
-    "vec_env": "with --n_envs > 1: one subprocess per environment, or all in this process (dummy: faster on few cores)",
+    "vec_env": "with --n_envs > 1: one subprocess per environment, all in this process (dummy: faster on few cores), or all in one array-backed BatchEnv (batched)",
     "batch_size": "PPO minibatch size",
     "n_epochs": "passes over each rollout",
     "learning_rate": "Adam learning rate, or lin_<rate> to fall linearly from <rate> to 0 over this run's --num_steps",
@@ -116,7 +116,7 @@ def build_parser(version: str) -> OneLineParser:
     )
     kinds: dict[str, dict[str, Any]] = {
         "num_steps": {"type": int}, "N": {"type": int}, "M": {"type": int}, "type_tasks": {"choices": WORKLOAD_NAMES},
-        "queue_len": {"type": int}, "reward": {"choices": REWARDS}, "n_envs": {"type": int}, "rollout_steps": {"type": int}, "vec_env": {"choices": ("subproc", "dummy")},
+        "queue_len": {"type": int}, "reward": {"choices": REWARDS}, "n_envs": {"type": int}, "rollout_steps": {"type": int}, "vec_env": {"choices": ("subproc", "dummy", "batched")},
         "batch_size": {"type": int}, "n_epochs": {"type": int}, "learning_rate": {}, "gamma": {"type": float}, "net_arch": {},
         "ent_coef": {}, "pretrain": {"choices": (*TEACHERS, "none")}, "pretrain_episodes": {"type": int}, "pretrain_epochs": {"type": int},
         "imitation_rounds": {"type": int}, "imitation_episodes": {"type": int}, "imitation_samples": {"type": int}, "imitation_epochs": {"type": int},

@@ -114,8 +114,13 @@ def worker_env(parent: int, version: str, env_config: dict[str, Any], type_tasks
 
 
 def make_vec_env(version: str, env_config: dict[str, Any], type_tasks: str, n_envs: int, vec_env: str) -> VecEnv:
-    """`n_envs` environments of `version`, in this process or one supervised subprocess each,
-    with episode returns and lengths recorded for the log."""
+    """`n_envs` environments of `version`: in this process (`dummy`), one supervised subprocess
+    each (`subproc`), or one `BatchEnv` holding them all in arrays (`batched`); with episode
+    returns and lengths recorded for the log."""
+    if vec_env == "batched":
+        from migsched.batch import BatchEnv
+
+        return VecMonitor(BatchEnv(version, env_config, type_tasks, n_envs))
     if n_envs == 1 or vec_env == "dummy":
         return VecMonitor(DummyVecEnv([partial(make_env, version, env_config, type_tasks)] * n_envs))
     factories = [partial(worker_env, os.getpid(), version, env_config, type_tasks)] * n_envs

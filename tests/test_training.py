@@ -561,3 +561,13 @@ def test_a_busy_process_beside_is_seen_and_the_update_gets_one_thread_fewer(monk
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("version", ["one_hot", "online"])
+def test_ppo_trains_on_the_batched_environment(version: str, tmp_path: Path, capsys) -> None:
+    assert main(version, flags(version, 2 * ROLLOUT, "--n_envs", "16", "--vec_env", "batched", "--seed", "3"), folder=tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "n_envs=16 (batched)" in out and "16 env(s) x 128 steps per rollout" in out
+    assert len(re.findall(r"rollout/\s+\|\s+\|\n\|\s+ep_len_mean", out)) == 2 and "makespan_ratio" in out
+    model = load(model_path(tmp_path, N, M, 2 * ROLLOUT, WORKLOAD))
+    assert model.num_timesteps == 2 * ROLLOUT
