@@ -1,6 +1,6 @@
 """One markdown table from several runs of benchmarks/anytime.py, a column per run.
 
-    python benchmarks/anytime_table.py docs/anytime/float_wide_times/anytime.csv docs/anytime/float_mix_scaling_soft/anytime.csv [--names wt,mss] [--rows]
+    python benchmarks/anytime_table.py results/anytime/float_wide_times/anytime.csv results/anytime/float_mix_scaling_soft/anytime.csv [--names wt,mss] [--rows]
 
 Each cell is the run's mean makespan / CP-SAT reference for a method and limit (the rows of
 anytime.py's own table), to four decimals. A column is named after the folder holding its CSV
