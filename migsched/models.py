@@ -317,14 +317,19 @@ def check_version_of(trained: str | None, version: str, path: str | Path) -> Non
         raise ModelError(f"{path} is a model of the {trained} version, not {version}: use it with {trained}/'s commands")
 
 
-def check_fits(path: str | Path, version: str, n_slots: int, levels: int, trusted: bool = False) -> dict[str, Any]:
-    """The model's plain data; a ModelError naming both sides unless `path` is a readable model of
-    `version` with its spaces, N and M (and, unless `trusted`, readable without unpickling). Reads
-    `.pt` weights-only files too. Runs no code from the file."""
+def check_exists(path: str | Path) -> None:
+    """ModelError unless `path` names a file."""
     if not str(path).strip():
         raise ModelError("the model path is empty")
     if not Path(path).is_file():
         raise ModelError(f"model file not found: {path}")
+
+
+def check_fits(path: str | Path, version: str, n_slots: int, levels: int, trusted: bool = False) -> dict[str, Any]:
+    """The model's plain data; a ModelError naming both sides unless `path` is a readable model of
+    `version` with its spaces, N and M (and, unless `trusted`, readable without unpickling). Reads
+    `.pt` weights-only files too. Runs no code from the file."""
+    check_exists(path)
     if Path(path).suffix == WEIGHTS_SUFFIX:
         agent = read_weights(path, version)
         trained_n, trained_m = agent.env_config["N"], agent.env_config["M"]
@@ -438,10 +443,7 @@ def read_facts(path: str | Path, version: str | None = None) -> ModelFacts:
     """The facts of the model in `path` (a zip or a `.pt`), read without running code; ModelError
     if it is not a model or is not one of `version` (None: any). The workload comes from the model, else from
     its run record, else None."""
-    if not str(path).strip():
-        raise ModelError("the model path is empty")
-    if not Path(path).is_file():
-        raise ModelError(f"model file not found: {path}")
+    check_exists(path)
     if Path(path).suffix == WEIGHTS_SUFFIX:
         agent = read_weights(path, version)
         config = agent.env_config
