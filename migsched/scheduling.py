@@ -214,10 +214,11 @@ class ScheduleResult:
         partition's instances are spelt out where it first appears."""
         explained = {self.initial_partition}
         out = []
+        every = self.events()
         for number, batch in enumerate(self.batches, start=1):
             if len(self.batches) > 1:
                 out.append(f"batch {number} ({len(batch.tasks)} tasks, scheduled in {batch.seconds:.3f} s):")
-            events = [e for e in self.events() if e["batch"] == number]
+            events = [e for e in every if e["batch"] == number]
             steps: dict[int, list[dict[str, Any]]] = {}
             for e in events:
                 if e["kind"] == "reconfigure":
