@@ -27,7 +27,7 @@ from gymnasium.utils import seeding
 from numba import njit
 from stable_baselines3.common.vec_env import VecEnv
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.env import check_reset_options
 from migsched.state import DUST, FIRST_RUN_ACTION
 from migsched.versions import load_env_class

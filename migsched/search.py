@@ -17,16 +17,19 @@ import pickle
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from gymnasium import spaces
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.env import MigSchedEnv
 from migsched.policies.agent import AgentPolicy, deterministic_steps
 from migsched.policies.base import EpisodeResult, max_episode_steps
 from migsched.versions import VERSIONS, load_env_class
+
+if TYPE_CHECKING:
+    from migsched.batch import BatchEnv
 
 DEFAULT_BATCH = (
     256  # measured on 14-task episodes, one thread, lanes of a BatchEnv: 256 gives 1-10% more rollouts/s than 128 at 0.1 s and 7% more at 1 s (docs/search.md)
@@ -161,7 +164,7 @@ def _search(
         if time_limit is not None:  # near the limit, a smaller batch that can still finish
             size = max(1, min(size, int((deadline - time.perf_counter()) / rollout_seconds)))
         batch_began = time.perf_counter()
-        outcome = _run_batch(lanes, start, net, np.random.default_rng([seed, batches]), size, cap, temperature, deadline)
+        outcome = _run_batch(lanes, start, net, np.random.default_rng([seed, batches]), size, cap, float(temperature), deadline)
         rollout_seconds = (time.perf_counter() - batch_began) / size
         batches += 1
         for finished_makespan, actions in outcome.finished:
@@ -205,7 +208,7 @@ def _env_config(env: MigSchedEnv) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def _lanes(version: str, config: tuple[tuple[str, Any], ...], type_tasks: str, size: int) -> Any:
+def _lanes(version: str, config: tuple[tuple[str, Any], ...], type_tasks: str, size: int) -> BatchEnv:
     """A `BatchEnv` of `size` lanes, kept for the next search of the same kind: building and
     seeding a new one costs 0.6 ms more (64 lanes), 3% of a self-imitation episode's search.
     Reusing it changes no result: every batch reloads its lanes with the start state."""
@@ -286,7 +289,7 @@ class _BatchOutcome:
 
 
 def _run_batch(
-    lanes: Any, start: dict[str, Any], net: _PolicyNet, rng: np.random.Generator, size: int, cap: int, temperature: float, deadline: float
+    lanes: BatchEnv, start: dict[str, Any], net: _PolicyNet, rng: np.random.Generator, size: int, cap: int, temperature: float, deadline: float
 ) -> _BatchOutcome:
     """Play `size` stochastic rollouts from the start state, in the first `size` lanes of the
     `BatchEnv` `lanes` (all of them loaded with `start`), stepped together. A lane whose rollout
