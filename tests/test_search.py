@@ -196,3 +196,23 @@ def test_online_search_in_hindsight() -> None:
     assert result.rollouts == 12 and result.batches == 3
     assert result.best.makespan == min(result.deterministic.makespan, *result.makespans)
     assert env.state.done and env.schedule().makespan == result.best.makespan
+
+
+def test_sample_lanes_draws_softmax_of_masked_logits_and_steps_idle_lanes_validly() -> None:
+    from migsched.sampling import sample_lanes
+
+    rng = np.random.default_rng(0)
+    logits = np.array([[0.5, 2.0, -1.0, 1.0, 3.0]], np.float32)
+    masks = np.array([[False, True, True, True, False], [False, False, True, True, False]])
+    temperature, draws = 2.0, 40_000
+    counts = np.zeros(5)
+    actions = np.zeros(2, np.int64)
+    for uniform in rng.random(draws):
+        sample_lanes(logits, masks, np.array([0]), temperature, np.array([uniform]), actions)
+        counts[actions[0]] += 1
+        assert actions[1] == 2  # not running: its first valid action
+    expected = np.where(masks[0], np.exp(logits[0] / temperature), 0.0)
+    assert np.allclose(counts / draws, expected / expected.sum(), atol=0.01)
+    assert counts[~masks[0]].sum() == 0
+    sample_lanes(logits, masks, np.array([0]), 1e-9, np.array([0.999]), actions)
+    assert actions[0] == 1  # near zero temperature: the best valid action, the masked 3.0 ignored
