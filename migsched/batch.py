@@ -27,7 +27,7 @@ from gymnasium.utils import seeding
 from numba import njit
 from stable_baselines3.common.vec_env import VecEnv
 
-from migsched import a100
+import migsched.a100 as a100
 from migsched.env import check_reset_options
 from migsched.state import DUST, FIRST_RUN_ACTION
 from migsched.versions import load_env_class
@@ -621,6 +621,9 @@ class BatchEnv(VecEnv):
             raise ValueError(f"reset options must be one dict per lane: {len(pending)} given for {self.num_envs} lanes")
         checked = []
         for lane, lane_options in enumerate(pending):
+            if lane and lane_options is pending[lane - 1]:  # one dict shared by many lanes (search loads the start state everywhere): checked once
+                checked.append(checked[-1])
+                continue
             try:
                 checked.append(check_reset_options(lane_options or None, self.online, self.N))
             except ValueError as exc:
@@ -654,18 +657,11 @@ class BatchEnv(VecEnv):
         self._draw_partition[:k] = True
         self._draw_busy[:k] = True
         if checked is not None:
-            for row, (tasks, partition, busy) in enumerate(checked):
-                if tasks is not None:
-                    self._stage[row, : len(tasks)] = tasks
-                    self._given[row] = True
-                    self._n_tasks[row] = len(tasks)
-                if partition is not None:
-                    self._partitions[row] = partition
-                    self._draw_partition[row] = False
-                if busy is not None:
-                    self._busy_levels[row] = 0
-                    self._busy_levels[row, : len(busy)] = busy
-                    self._draw_busy[row] = False
+            if all(entry is checked[0] for entry in checked):  # the same options in every lane: staged at once
+                self._stage_options(slice(0, k), checked[0])
+            else:
+                for row, entry in enumerate(checked):
+                    self._stage_options(row, entry)
         if self.scalar_rng:
             for row, lane in enumerate(lanes.tolist()):
                 self._draw_numpy(row, self._rngs[lane])
@@ -681,6 +677,21 @@ class BatchEnv(VecEnv):
             self._order, self._limits, self._membound, self._direct, self._encoding, self.M, self._ints, self._reals, self._costs,
             self._rem, self._free, self._times, self._levels, self._link, self._slots, self._mask, self._obs_float, self._obs_int,
         )  # fmt: skip
+
+    def _stage_options(self, rows: int | slice, checked: tuple[np.ndarray | None, int | None, list[int] | None]) -> None:
+        """Stage the given tasks, partition and busy levels of checked reset options in staging row(s) `rows`."""
+        tasks, partition, busy = checked
+        if tasks is not None:
+            self._stage[rows, : len(tasks)] = tasks
+            self._given[rows] = True
+            self._n_tasks[rows] = len(tasks)
+        if partition is not None:
+            self._partitions[rows] = partition
+            self._draw_partition[rows] = False
+        if busy is not None:
+            self._busy_levels[rows] = 0
+            self._busy_levels[rows, : len(busy)] = busy
+            self._draw_busy[rows] = False
 
     def _draw_numpy(self, row: int, rng: np.random.Generator) -> None:
         """Stage row `row`'s open choices drawn from `rng` exactly as a scalar env's reset draws them."""

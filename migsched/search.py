@@ -1,8 +1,8 @@
 """Search with a trained agent: the best of many rollouts of its policy from one start state.
 
 `search(model, env, samples=K, time_limit=seconds)` plays the agent's deterministic episode,
-then stochastic rollouts of its policy in batches of lanes stepped together (one batched
-forward pass of the policy network per step), and keeps the schedule with the smallest real
+then stochastic rollouts of its policy in the lanes of a `BatchEnv` stepped together (one
+batched forward pass of the policy network per step), and keeps the schedule with the smallest real
 makespan. It is anytime: with a time limit it keeps sampling until the limit and returns the
 best so far. Offline versions only: online, a rollout over the whole queue would see tasks
 before they arrive.
@@ -10,21 +10,30 @@ before they arrive.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import pickle
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from gymnasium import spaces
 
+import migsched.a100 as a100
 from migsched.env import MigSchedEnv
 from migsched.policies.agent import AgentPolicy, deterministic_steps
 from migsched.policies.base import EpisodeResult, max_episode_steps
+from migsched.versions import VERSIONS, load_env_class
 
-DEFAULT_BATCH = 128  # measured on 14-task episodes, one thread: 128 beats 16 and 64 (one_hot most, its one-hot preprocessing costs per step)
+if TYPE_CHECKING:
+    from migsched.batch import BatchEnv
+
+DEFAULT_BATCH = (
+    256  # measured on 14-task episodes, one thread, lanes of a BatchEnv: 256 gives 1-10% more rollouts/s than 128 at 0.1 s and 7% more at 1 s (docs/search.md)
+)
 DEFAULT_TEMPERATURE = 3.0
 """Sampling temperature of the stochastic rollouts: trained with a decaying entropy bonus, the
 policies are too sure of themselves, and hotter sampling finds shorter schedules (docs/search.md)."""
@@ -76,10 +85,10 @@ def search(
     The episode is `env.reset(seed=reset_seed, options=options)`. The deterministic rollout is
     `policies.agent.AgentPolicy`'s episode (argmax of the masked policy; after 20 steps per task +
     100 it samples, torch seeded with `reset_seed`, as evaluation does). Then stochastic rollouts
-    from the same start state, `batch` lanes at a time: per step one forward pass of the policy
-    network over the unfinished lanes, each lane's action drawn from softmax(masked logits /
-    `temperature`) by a numpy generator seeded from (`seed`, batch number). A lane still running
-    after 20 steps per task + 100 is dropped.
+    from the same start state, `batch` lanes of one `BatchEnv` at a time: per step one forward
+    pass of the policy network over the unfinished lanes, each lane's action drawn from
+    softmax(masked logits / `temperature`) with a uniform of a numpy generator seeded from
+    (`seed`, batch number). A lane still running after 20 steps per task + 100 is dropped.
 
     `samples=K` stops after exactly K stochastic rollouts (the last batch smaller);
     `time_limit` (seconds) stops when the limit is reached, cutting the running batch short and
@@ -90,7 +99,8 @@ def search(
     rollouts fit, and so the batches, depend on the machine's speed.
 
     Garbage collection is paused during the search: a full collection in a large process takes
-    tenths of a second, which would overrun short limits.
+    tenths of a second, which would overrun short limits. The first search in a process first
+    loads the batched environment's compiled code (about 0.2 s), before its clock starts.
 
     `hindsight=True` allows an online episode: its rollouts see the whole queue, which only a
     trainer may (self-imitation's teacher, `pretrain.imitation_demonstrations`), never a scheduler.
@@ -99,7 +109,6 @@ def search(
     episode played to its end (as after `run_episode`): `env.schedule()`, `env.decision_log`
     and `env.state.partition` describe the best schedule.
     """
-    began = time.perf_counter()
     if env.online and not hindsight:
         raise ValueError("search is for the offline versions: online, a rollout over the whole queue would see tasks before they arrive")
     if samples is None and time_limit is None:
@@ -110,6 +119,8 @@ def search(
         raise ValueError(f"time_limit must be > 0 seconds, got {time_limit}")
     if batch < 1 or not temperature > 0:
         raise ValueError(f"batch must be >= 1 and temperature > 0, got {batch} and {temperature}")
+    _warm_up()
+    began = time.perf_counter()
     deadline = began + time_limit if time_limit is not None else math.inf
     collecting = gc.isenabled()
     gc.disable()
@@ -135,12 +146,14 @@ def _search(
 ) -> SearchResult:
     """`search` after its arguments are checked, with garbage collection paused."""
     env.reset(seed=reset_seed, options=options)
-    start = pickle.dumps(env)  # the start state: every rollout unpickles its own copy (faster than deepcopy)
-    cap = deterministic_steps(len(env.state.tasks))
+    base = env.unwrapped
+    start = start_options(base)
+    cap = deterministic_steps(len(base.state.tasks))
     net = _PolicyNet(model)
+    lanes = _lanes(_version(base), tuple(_env_config(base).items()), base.type_tasks, int(max(1, min(batch, samples if samples is not None else batch))))
 
     det_began = time.perf_counter()
-    det_actions, det_result = _deterministic_rollout(pickle.loads(start), model, net, reset_seed, cap)
+    det_actions, det_result = _deterministic_rollout(pickle.loads(pickle.dumps(base)), model, net, reset_seed, cap)
     rollout_seconds = time.perf_counter() - det_began  # estimated cost of one rollout, refined by each batch
     best_makespan, best_actions = det_result.makespan, det_actions
     makespans: list[float] = []
@@ -151,7 +164,7 @@ def _search(
         if time_limit is not None:  # near the limit, a smaller batch that can still finish
             size = max(1, min(size, int((deadline - time.perf_counter()) / rollout_seconds)))
         batch_began = time.perf_counter()
-        outcome = _run_batch(start, net, np.random.default_rng([seed, batches]), size, cap, temperature, deadline)
+        outcome = _run_batch(lanes, start, net, np.random.default_rng([seed, batches]), size, cap, float(temperature), deadline)
         rollout_seconds = (time.perf_counter() - batch_began) / size
         batches += 1
         for finished_makespan, actions in outcome.finished:
@@ -168,22 +181,99 @@ def _search(
     return SearchResult(best, det_result, tuple(makespans), dropped, batches, time.perf_counter() - began, tuple(best_actions))
 
 
+def start_options(env: MigSchedEnv) -> dict[str, Any]:
+    """The reset options that load `env`'s current episode from its start: its tasks, initial
+    partition and (offline) the busy level each instance of that partition started with."""
+    st = env.state
+    options: dict[str, Any] = {"tasks": st.tasks, "partition": st.initial_partition}
+    if not env.online:
+        options["busy"] = [int(st.initial_rem[instance.start]) for instance in a100.INSTANCES[st.initial_partition]]
+    return options
+
+
+def _version(env: MigSchedEnv) -> str:
+    """The version whose `SchedEnv` `env` is."""
+    for version in VERSIONS:
+        if type(env) is load_env_class(version):
+            return version
+    raise ValueError(f"search needs an environment of one of the versions ({', '.join(VERSIONS)}), got {type(env).__name__}")
+
+
+def _env_config(env: MigSchedEnv) -> dict[str, Any]:
+    """The `env_config` that builds an environment like `env`."""
+    config: dict[str, Any] = {"N": env.N, "M": env.M, "reward": env.reward_kind}
+    if env.online:
+        config["queue_len"] = env.queue_len
+    return config
+
+
+@functools.lru_cache(maxsize=4)
+def _lanes(version: str, config: tuple[tuple[str, Any], ...], type_tasks: str, size: int) -> BatchEnv:
+    """A `BatchEnv` of `size` lanes, kept for the next search of the same kind: building and
+    seeding a new one costs 0.6 ms more (64 lanes), 3% of a self-imitation episode's search.
+    Reusing it changes no result: every batch reloads its lanes with the start state."""
+    from migsched.batch import BatchEnv
+
+    return BatchEnv(version, dict(config), type_tasks, size, seed=0)
+
+
+@functools.cache
+def _warm_up() -> None:
+    """Run once every compiled loop the search uses (the same for every version), so that numba's
+    loading of their compiled code (tenths of a second, once per process) never falls in a search."""
+    from migsched.batch import BatchEnv
+    from migsched.sampling import sample_lanes
+
+    lanes = BatchEnv("float", {"N": 2, "M": 2}, "wide_times", 1, seed=0)
+    lanes.reset()
+    masks = lanes.action_masks()
+    actions = np.zeros(1, np.int64)
+    sample_lanes(np.zeros(masks.shape, np.float32), masks, np.zeros(1, np.int64), 1.0, np.zeros(1), actions)
+    lanes.step(actions)
+
+
 class _PolicyNet:
-    """The policy network's action logits for a stack of observations, masked actions at -inf."""
+    """The policy network's action logits for a stack of observations, computed by the policy's own
+    actor layers in inference mode without SB3's generic per-call preprocessing: the same tensors
+    through the same layers, so the same floats as `policy.get_distribution` (tests/test_search.py).
+
+    MlpPolicy's flatten features extractor is assumed (the one migsched builds); a MultiDiscrete
+    observation is one-hot encoded as SB3 encodes it, one block of `nvec[i]` columns per entry."""
 
     def __init__(self, model: Any) -> None:
         import torch
+        from stable_baselines3.common.torch_layers import FlattenExtractor
 
         self.torch = torch
-        self.policy = model.policy
-        self.policy.set_training_mode(False)
+        policy = model.policy
+        if not isinstance(policy.pi_features_extractor, FlattenExtractor):
+            raise ValueError(f"search needs MlpPolicy's flatten features extractor, got {type(policy.pi_features_extractor).__name__}")
+        policy.set_training_mode(False)
+        # the actor's layers in order, their `forward` called directly: the module-call machinery (hooks) costs more than a small layer
+        self.layers = [layer.forward for layer in (*policy.mlp_extractor.policy_net, policy.action_net)]
+        space = policy.observation_space
+        self.one_hot: tuple[np.ndarray, int] | None = None
+        if isinstance(space, spaces.MultiDiscrete):
+            nvec = space.nvec.astype(np.int64)
+            self.one_hot = np.concatenate([[0], np.cumsum(nvec)[:-1]]), int(nvec.sum())
+
+    def forward(self, obs: np.ndarray) -> np.ndarray:
+        """The unmasked float32 logits of a stack of observations, one row each."""
+        if self.one_hot is None:
+            features = np.asarray(obs, np.float32)
+        else:
+            offsets, width = self.one_hot
+            features = np.zeros((obs.shape[0], width), np.float32)
+            features[np.arange(obs.shape[0])[:, None], obs + offsets] = 1.0
+        with self.torch.inference_mode():
+            x = self.torch.from_numpy(features)
+            for layer in self.layers:
+                x = layer(x)
+            return x.numpy()
 
     def logits(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        policy = self.policy
-        with self.torch.no_grad():
-            tensor, _ = policy.obs_to_tensor(obs)
-            features = policy.extract_features(tensor, policy.pi_features_extractor)
-            logits = policy.action_net(policy.mlp_extractor.forward_actor(features)).cpu().numpy().astype(np.float64)
+        """The logits as float64, masked actions at -inf."""
+        logits = self.forward(obs).astype(np.float64)
         logits[~masks] = -np.inf
         return logits
 
@@ -198,37 +288,42 @@ class _BatchOutcome:
     interrupted: bool
 
 
-def _run_batch(start: bytes, net: _PolicyNet, rng: np.random.Generator, size: int, cap: int, temperature: float, deadline: float) -> _BatchOutcome:
-    """Play `size` stochastic rollouts from the pickled start state, stepped together."""
-    lanes = [pickle.loads(start) for _ in range(size)]
-    obs = np.stack([lane.encoder.encode(lane.state) for lane in lanes])
-    masks = np.stack([lane.state.action_masks() for lane in lanes])
-    played: list[list[int]] = [[] for _ in range(size)]
-    makespans: dict[int, float] = {}
-    active = list(range(size))
+def _run_batch(
+    lanes: BatchEnv, start: dict[str, Any], net: _PolicyNet, rng: np.random.Generator, size: int, cap: int, temperature: float, deadline: float
+) -> _BatchOutcome:
+    """Play `size` stochastic rollouts from the start state, in the first `size` lanes of the
+    `BatchEnv` `lanes` (all of them loaded with `start`), stepped together. A lane whose rollout
+    ends is recorded and from then on given its first valid action (its result is ignored)."""
+    from migsched.sampling import sample_lanes
+
+    obs = lanes.reset(options=start)
+    masks = lanes.action_masks()
+    played = np.zeros((lanes.num_envs, cap), np.int64)
+    active = np.zeros(lanes.num_envs, bool)
+    active[:size] = True
+    actions = np.zeros(lanes.num_envs, np.int64)
+    makespans: dict[int, tuple[float, int]] = {}  # per finished lane, its makespan and number of steps
+
+    def finished() -> list[tuple[float, list[int]]]:
+        return [(makespans[k][0], played[k, : makespans[k][1]].tolist()) for k in sorted(makespans)]
+
     recent: deque[float] = deque(maxlen=8)  # the last steps' durations: a step that would end past the deadline is not begun
-    for _ in range(cap):
+    for step in range(cap):
         step_began = time.perf_counter()
         if step_began + min(recent, default=0.0) >= deadline:  # the fastest, so steps slowed by a busy machine do not stop the search early
-            return _BatchOutcome([(makespans[k], played[k]) for k in sorted(makespans)], 0, True)
-        logits = net.logits(obs[active], masks[active])
-        chosen = np.argmax(logits / temperature + rng.gumbel(size=logits.shape), axis=1)
-        still = []
-        for lane_index, action in zip(active, chosen.tolist()):
-            lane = lanes[lane_index]
-            lane_obs, _, terminated, _, info = lane.step(action)
-            played[lane_index].append(action)
-            if terminated:
-                makespans[lane_index] = info["makespan"]
-            else:
-                obs[lane_index] = lane_obs
-                masks[lane_index] = lane.state.action_masks()
-                still.append(lane_index)
-        active = still
+            return _BatchOutcome(finished(), 0, True)
+        running = np.flatnonzero(active)
+        sample_lanes(net.forward(obs[running]), masks, running, temperature, rng.random(running.size), actions)
+        played[running, step] = actions[running]
+        obs, _, dones, infos = lanes.step(actions)
+        masks = lanes.action_masks()
+        for lane in np.flatnonzero(dones & active).tolist():
+            makespans[lane] = infos[lane]["makespan"], step + 1
+            active[lane] = False
         recent.append(time.perf_counter() - step_began)
-        if not active:
+        if not active.any():
             break
-    return _BatchOutcome([(makespans[k], played[k]) for k in sorted(makespans)], len(active), False)
+    return _BatchOutcome(finished(), int(active.sum()), False)
 
 
 def _deterministic_rollout(lane: MigSchedEnv, model: Any, net: _PolicyNet, reset_seed: int | None, cap: int) -> tuple[list[int], EpisodeResult]:

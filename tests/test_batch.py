@@ -239,6 +239,27 @@ def test_reset_without_seed_continues_each_lane_generator(scalar_rng: bool) -> N
     assert np.array_equal(batch.reset(), first)
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_options_shared_by_lanes_load_each_lane_as_the_scalar_env(version: str) -> None:
+    """One dict for every lane, or the same dict in several lanes (the search loads its start state so),
+    is checked once and staged at once; every lane still plays exactly its scalar twin's episode."""
+    online = version == "online"
+    config = {"N": 4, "M": 5, **({"queue_len": 7} if online else {})}
+    batch = BatchEnv(version, config, "mix_scaling_soft", 4, seed=2)
+    rng = np.random.default_rng(3)
+    shared = {"tasks": generate("wide_times", 7 if online else 4, rng).tolist(), "partition": 5, **({} if online else {"busy": [3, 0, 1]})}
+    other = {"tasks": generate("wide_times", 6 if online else 3, rng).tolist(), "partition": 2, **({} if online else {"busy": [0, 4]})}
+    for layout in ([shared] * 4, [shared, other, shared, shared]):
+        envs = [make_env(version, config, "mix_scaling_soft") for _ in range(4)]
+        obs = batch.reset(options=shared if layout[1] is shared else layout)
+        for i, env in enumerate(envs):
+            assert np.array_equal(obs[i], env.reset(options=layout[i])[0]), f"lane {i} first observation"
+        for _ in range(40):
+            step_together(batch, envs, random_actions(check_masks(batch, envs), rng))
+    with pytest.raises(ValueError, match="lane 0: partition must be"):
+        batch.reset(options={"partition": 0})
+
+
 def test_reset_options_conventions_and_checks() -> None:
     batch = BatchEnv("one_hot", {"N": 3, "M": 4}, "good_scaling", 3, seed=0, scalar_rng=True)
     assert isinstance(batch, VecEnv)

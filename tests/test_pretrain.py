@@ -64,7 +64,7 @@ def test_imitation_demonstrations_record_the_best_of_the_agents_rollouts(version
     assert data.masks[np.arange(len(data)), data.actions].all()
     ratios, deterministic, start = [], [], 0
     for k in range(3):
-        found = search(model, env, samples=8, seed=7 + k, reset_seed=500 + k, batch=8, hindsight=True)
+        found = search(model, env, samples=8, seed=7 + k, reset_seed=500 + k, batch=8, temperature=1.0, hindsight=True)  # imitation's search
         assert found.best.makespan <= found.deterministic.makespan
         # the recorded steps are the best rollout's, and replay it from the episode's start
         steps = len(found.actions)

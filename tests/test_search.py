@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import math
-import pickle
 
 import numpy as np
 import pytest
+import torch
 from conftest import small_env
 from sb3_contrib import MaskablePPO
 
+from migsched import VERSIONS
 from migsched import search as search_module
+from migsched.batch import BatchEnv
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
-from migsched.search import _PolicyNet, _run_batch, search
+from migsched.search import _PolicyNet, _run_batch, search, start_options
 
 OFFLINE = ("float", "direct_reconfig", "one_hot")
 
@@ -136,7 +138,81 @@ def test_lanes_past_the_step_cap_are_dropped() -> None:
     env = small_env("float")
     model = small_model(env)
     env.reset(seed=2)
-    outcome = _run_batch(pickle.dumps(env), _PolicyNet(model), np.random.default_rng(0), 6, 1, 1.0, math.inf)
+    lanes = BatchEnv("float", {"N": 4, "M": 5}, "mix_scaling_soft", 8, seed=0)
+    outcome = _run_batch(lanes, start_options(env), _PolicyNet(model), np.random.default_rng(0), 6, 1, 1.0, math.inf)
     assert outcome.finished == [] and outcome.dropped == 6 and not outcome.interrupted
-    cut = _run_batch(pickle.dumps(env), _PolicyNet(model), np.random.default_rng(0), 6, 100, 1.0, 0.0)
+    cut = _run_batch(lanes, start_options(env), _PolicyNet(model), np.random.default_rng(0), 6, 100, 1.0, 0.0)
     assert cut.finished == [] and cut.dropped == 0 and cut.interrupted
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_policy_net_gives_sb3s_logits_and_actions(version) -> None:
+    env = small_env(version)
+    model = small_model(env)
+    rng = np.random.default_rng(0)
+    space = env.observation_space
+    obs = np.stack([space.sample() for _ in range(64)]) if version == "one_hot" else rng.random((64, *space.shape), dtype=np.float32)
+    masks = rng.random((64, env.action_space.n)) < 0.3
+    masks[np.arange(64), rng.integers(0, env.action_space.n, 64)] = True
+    net = _PolicyNet(model)
+    policy = model.policy
+    with torch.no_grad():
+        tensor, _ = policy.obs_to_tensor(obs)
+        expected = policy.action_net(policy.mlp_extractor.forward_actor(policy.extract_features(tensor, policy.pi_features_extractor))).numpy()
+        normalized = policy.get_distribution(tensor).distribution.logits.numpy()
+    logits = net.forward(obs)
+    assert logits.dtype == np.float32 and np.array_equal(logits, expected)
+    assert np.allclose(torch.log_softmax(torch.from_numpy(logits), dim=1).numpy(), normalized, atol=1e-6)
+    chosen = np.argmax(net.logits(obs, masks), axis=1)
+    predicted = [int(model.predict(obs[k], action_masks=masks[k], deterministic=True)[0]) for k in range(64)]
+    assert chosen.tolist() == predicted and all(masks[np.arange(64), chosen])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_start_options_reload_the_episode_and_rollouts_replay_to_their_makespans(version) -> None:
+    env = small_env(version)
+    model = small_model(env)
+    obs, _ = env.reset(seed=9)
+    masks = env.action_masks()
+    env.step(int(np.flatnonzero(masks)[-1]))
+    start = start_options(env)  # from the episode's start, whatever was played since
+    twin = small_env(version)
+    assert np.array_equal(twin.reset(options=start)[0], obs) and np.array_equal(twin.action_masks(), masks)
+    assert twin.state.initial_rem == env.state.initial_rem and twin.lower_bound == env.lower_bound
+    lanes = BatchEnv(version, {"N": env.N, "M": env.M, **({"queue_len": env.queue_len} if env.online else {})}, env.type_tasks, 8, seed=0)
+    outcome = _run_batch(lanes, start, _PolicyNet(model), np.random.default_rng(1), 6, 500, 3.0, math.inf)
+    assert len(outcome.finished) == 6 and outcome.dropped == 0
+    assert len({tuple(actions) for _, actions in outcome.finished}) > 1
+    for makespan, actions in outcome.finished:
+        twin.reset(options=start)
+        for action in actions:
+            _, _, terminated, _, info = twin.step(action)
+        assert terminated and info["makespan"] == makespan
+
+
+def test_online_search_in_hindsight() -> None:
+    env = small_env("online")
+    result = search(small_model(env), env, samples=12, batch=5, seed=1, reset_seed=2, hindsight=True)
+    assert result.rollouts == 12 and result.batches == 3
+    assert result.best.makespan == min(result.deterministic.makespan, *result.makespans)
+    assert env.state.done and env.schedule().makespan == result.best.makespan
+
+
+def test_sample_lanes_draws_softmax_of_masked_logits_and_steps_idle_lanes_validly() -> None:
+    from migsched.sampling import sample_lanes
+
+    rng = np.random.default_rng(0)
+    logits = np.array([[0.5, 2.0, -1.0, 1.0, 3.0]], np.float32)
+    masks = np.array([[False, True, True, True, False], [False, False, True, True, False]])
+    temperature, draws = 2.0, 40_000
+    counts = np.zeros(5)
+    actions = np.zeros(2, np.int64)
+    for uniform in rng.random(draws):
+        sample_lanes(logits, masks, np.array([0]), temperature, np.array([uniform]), actions)
+        counts[actions[0]] += 1
+        assert actions[1] == 2  # not running: its first valid action
+    expected = np.where(masks[0], np.exp(logits[0] / temperature), 0.0)
+    assert np.allclose(counts / draws, expected / expected.sum(), atol=0.01)
+    assert counts[~masks[0]].sum() == 0
+    sample_lanes(logits, masks, np.array([0]), 1e-9, np.array([0.999]), actions)
+    assert actions[0] == 1  # near zero temperature: the best valid action, the masked 3.0 ignored
