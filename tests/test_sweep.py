@@ -98,7 +98,7 @@ def flags() -> dict[str, argparse.Action]:
 
 
 def test_grid_keys_must_be_free_train_py_flags(flags: dict[str, argparse.Action]) -> None:
-    assert flags["batch_size"].dest == "batch_size" and flags["vec_env"].choices == ("subproc", "dummy")
+    assert flags["batch_size"].dest == "batch_size" and flags["vec_env"].choices == ("subproc", "dummy", "batched")
     assert is_switch(flags["progress_bar"]) and not is_switch(flags["batch_size"])
     assert set(SET_BY_SWEEP) <= set(flags), "every flag sweep.py sets is one train.py has"
     with pytest.raises(SweepError, match="not train.py flags: bogus, lr .float/train.py has .*batch_size"):
