@@ -151,17 +151,12 @@ class StageContext:
 
 @dataclass
 class Stage:
-    """One stage of a run: its settings, its budget in its own units and its share of the minutes."""
+    """One stage of a run: its settings, its budget in its own units (`unit`) and its share of the minutes."""
 
     kind: ClassVar[str]
     unit: ClassVar[str]
     #: The fraction of the run's minutes left when it starts; None: all that is left.
     share: float | None = field(default=None, kw_only=True)
-
-    @property
-    def units(self) -> int:
-        """The budget in the stage's own units."""
-        raise NotImplementedError
 
     def settings(self) -> dict[str, Any]:
         """The settings a record lists."""
@@ -204,10 +199,6 @@ class Clone(Stage):
     episodes: int
     epochs: int
     learning_rate: float
-
-    @property
-    def units(self) -> int:
-        return self.episodes
 
     def run(self, ctx: StageContext) -> StageReport:
         began, stop = time.perf_counter(), ctx.clock.stop
@@ -410,10 +401,6 @@ class PPO(Stage):
     progress_bar: bool = False
     callbacks: list[BaseCallback] = field(default_factory=list, repr=False)
 
-    @property
-    def units(self) -> int:
-        return self.num_steps
-
     def run(self, ctx: StageContext) -> StageReport:
         model, stop = ctx.model, ctx.clock.stop
         began = time.perf_counter()
@@ -487,10 +474,6 @@ class SelfImitation(Stage):
     learning_rate: float
     save_rounds: int = 0
     save_minutes: float | None = None
-
-    @property
-    def units(self) -> int:
-        return self.rounds
 
     def run(self, ctx: StageContext) -> StageReport:
         model, stop = ctx.model, ctx.clock.stop

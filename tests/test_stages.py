@@ -132,3 +132,14 @@ def test_sigterm_in_self_imitation_saves_the_model_of_the_rounds_done(tmp_path: 
     done = record["stage_reports"][-1]["done"]
     assert path.name == f"bs3_N=3_M=5_clone+si_r{done}_wide_times.zip" and done >= 1 and record["status"] == "stopped by SIGTERM"
     load_checked_model(path, "online")
+
+
+def test_the_plain_command_is_the_original_ppo_run_with_its_lines_and_name(tmp_path: Path) -> None:
+    folder = version_copy("float", tmp_path)
+    out = train(folder, "--num_steps", "2048", "--N", "3", "--M", "5", "--type_tasks", WORKLOAD, "--seed", "0")
+    assert "hyperparameters: n_envs=1 (in process), n_steps=2048, batch_size=64, n_epochs=10, learning_rate=0.0003, gamma=1.0," in out
+    assert "training float: N=3 M=5 wide_times, reward levels, 2048 timesteps from 0 (new model), 1 env(s) x 2048 steps per rollout, cpu\n" in out
+    assert "pretrained" not in out and "self-imitation" not in out
+    path, record = saved_record(out)
+    assert path.name == "bs3_N=3_M=5_s=2048_wide_times.zip" and record["stages"] == "ppo" and record["minutes"] is None
+    assert [(r["stage"], r["done"], r["ended"]) for r in record["stage_reports"]] == [("ppo", 2048, "units")] and record["fps"] > 0
