@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -89,36 +90,47 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 # --- command line -----------------------------------------------------------------------------
 
 
-#: What each setting of hyperparams.yaml means, for --help (the values come from the file).
-SETTING_HELP: dict[str, str] = {
-    "num_steps": "training timesteps for this run",
-    "N": "ready task slots",
-    "M": "discretization levels",
-    "type_tasks": "workload",
-    "queue_len": "tasks per episode (online only)",
-    "reward": "levels: minus the time each step lets pass, in levels (the original's); real: minus the growth of the real-time makespan, in levels",
-    "n_envs": "parallel environments; each runs rollout_steps // n_envs steps per rollout",
-    "rollout_steps": "transitions per PPO rollout, shared by the environments",
-    "vec_env": "with --n_envs > 1: one subprocess per environment, all in this process (dummy: faster on few cores), or all in one array-backed BatchEnv (batched)",
-    "batch_size": "PPO minibatch size",
-    "n_epochs": "passes over each rollout",
-    "learning_rate": "Adam learning rate, or lin_<rate> to fall linearly from <rate> to 0 over this run's --num_steps",
-    "gamma": "discount factor",
-    "net_arch": "hidden layer widths of the policy and of the value network, e.g. 64,64",
-    "ent_coef": "entropy coefficient, or comma-separated coefficients for equal phases of the run",
-    "pretrain": "a new model first clones this baseline's actions and values; none: no clone, whatever the preset says",
-    "pretrain_episodes": "teacher episodes for --pretrain",
-    "pretrain_epochs": "passes over the teacher's steps for --pretrain",
-    "stages": "the run's stages in order, from clone, ppo and self_imitation, each with an optional :share of the minutes left when it starts, e.g. clone,self_imitation or clone,ppo:0.5,self_imitation; default: clone if --pretrain, ppo, then self_imitation if --imitation_rounds",
-    "imitation_rounds": "rounds of the self_imitation stage: clone the agent's best of its deterministic and --imitation_samples stochastic rollouts on --imitation_episodes new episodes; 0: none",
-    "imitation_episodes": "new episodes per self-imitation round",
-    "imitation_samples": "stochastic rollouts per episode in self-imitation, besides the deterministic one",
-    "imitation_epochs": "passes over each self-imitation round's best schedules",
-    "imitation_learning_rate": "Adam learning rate of self-imitation",
-    "save_freq": "checkpoint every this many timesteps",
-    "save_rounds": "checkpoint every this many rounds of self-imitation; 0: never",
-    "eval_episodes": "seeded episodes per evaluation",
-}
+@dataclass(frozen=True)
+class Setting:
+    """One setting of hyperparams.yaml, declared once: its flag's name, what it means (for --help),
+    and how argparse reads it (`type`, `choices`); its default is the file's."""
+
+    name: str
+    help: str
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+
+
+#: Every setting of hyperparams.yaml; the values come from the file.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("num_steps", "training timesteps for this run", type=int),
+    Setting("N", "ready task slots", type=int),
+    Setting("M", "discretization levels", type=int),
+    Setting("type_tasks", "workload", choices=WORKLOAD_NAMES),
+    Setting("queue_len", "tasks per episode (online only)", type=int),
+    Setting("reward", "levels: minus the time each step lets pass, in levels (the original's); real: minus the growth of the real-time makespan, in levels", choices=REWARDS),
+    Setting("n_envs", "parallel environments; each runs rollout_steps // n_envs steps per rollout", type=int),
+    Setting("rollout_steps", "transitions per PPO rollout, shared by the environments", type=int),
+    Setting("vec_env", "with --n_envs > 1: one subprocess per environment, all in this process (dummy: faster on few cores), or all in one array-backed BatchEnv (batched)", choices=("subproc", "dummy", "batched")),
+    Setting("batch_size", "PPO minibatch size", type=int),
+    Setting("n_epochs", "passes over each rollout", type=int),
+    Setting("learning_rate", "Adam learning rate, or lin_<rate> to fall linearly from <rate> to 0 over this run's --num_steps"),
+    Setting("gamma", "discount factor", type=float),
+    Setting("net_arch", "hidden layer widths of the policy and of the value network, e.g. 64,64"),
+    Setting("ent_coef", "entropy coefficient, or comma-separated coefficients for equal phases of the run"),
+    Setting("pretrain", "a new model first clones this baseline's actions and values; none: no clone, whatever the preset says", choices=(*TEACHERS, "none")),
+    Setting("pretrain_episodes", "teacher episodes for --pretrain", type=int),
+    Setting("pretrain_epochs", "passes over the teacher's steps for --pretrain", type=int),
+    Setting("stages", "the run's stages in order, from clone, ppo and self_imitation, each with an optional :share of the minutes left when it starts, e.g. clone,self_imitation or clone,ppo:0.5,self_imitation; default: clone if --pretrain, ppo, then self_imitation if --imitation_rounds"),
+    Setting("imitation_rounds", "rounds of the self_imitation stage: clone the agent's best of its deterministic and --imitation_samples stochastic rollouts on --imitation_episodes new episodes; 0: none", type=int),
+    Setting("imitation_episodes", "new episodes per self-imitation round", type=int),
+    Setting("imitation_samples", "stochastic rollouts per episode in self-imitation, besides the deterministic one", type=int),
+    Setting("imitation_epochs", "passes over each self-imitation round's best schedules", type=int),
+    Setting("imitation_learning_rate", "Adam learning rate of self-imitation", type=float),
+    Setting("save_freq", "checkpoint every this many timesteps", type=int),
+    Setting("save_rounds", "checkpoint every this many rounds of self-imitation; 0: never", type=int),
+    Setting("eval_episodes", "seeded episodes per evaluation", type=int),
+)  # fmt: skip
 
 
 def build_parser(version: str) -> OneLineParser:
@@ -129,18 +141,11 @@ def build_parser(version: str) -> OneLineParser:
     parser = OneLineParser(
         prog="train.py", description=f"Train a MaskablePPO agent of the {version} version; defaults and presets from {info.folder.name}/hyperparams.yaml."
     )
-    kinds: dict[str, dict[str, Any]] = {
-        "num_steps": {"type": int}, "N": {"type": int}, "M": {"type": int}, "type_tasks": {"choices": WORKLOAD_NAMES},
-        "queue_len": {"type": int}, "reward": {"choices": REWARDS}, "n_envs": {"type": int}, "rollout_steps": {"type": int}, "vec_env": {"choices": ("subproc", "dummy", "batched")},
-        "batch_size": {"type": int}, "n_epochs": {"type": int}, "learning_rate": {}, "gamma": {"type": float}, "net_arch": {},
-        "ent_coef": {}, "pretrain": {"choices": (*TEACHERS, "none")}, "pretrain_episodes": {"type": int}, "pretrain_epochs": {"type": int},
-        "imitation_rounds": {"type": int}, "imitation_episodes": {"type": int}, "imitation_samples": {"type": int}, "imitation_epochs": {"type": int},
-        "imitation_learning_rate": {"type": float}, "stages": {},
-        "save_freq": {"type": int}, "save_rounds": {"type": int}, "eval_episodes": {"type": int},
-    }  # fmt: skip
-    for flag, kind in kinds.items():
-        if flag in defaults or flag == "queue_len":
-            parser.add_argument(f"--{flag}", **kind, help=f"{SETTING_HELP[flag]} (default {defaults.get(flag, 'none')})")
+    for setting in SETTINGS:
+        if setting.name in defaults or setting.name == "queue_len":
+            parser.add_argument(
+                f"--{setting.name}", type=setting.type, choices=setting.choices, help=f"{setting.help} (default {defaults.get(setting.name, 'none')})"
+            )
     parser.add_argument(
         "--minutes",
         type=float,
