@@ -19,7 +19,7 @@ import pytest
 from conftest import script_env, version_copy
 
 from migsched.models import load_checked_model
-from migsched.stages import parse_recipe, run_label
+from migsched.stages import PPO, Clock, LinearToZero, StopOnSignal, entropy_coefficient, parse_recipe, run_label
 from migsched.training import parse_args
 
 N, M, WORKLOAD = 3, 5, "wide_times"
@@ -55,6 +55,18 @@ def test_a_name_says_what_trained_the_model() -> None:
     assert run_label(["ppo", "self_imitation"], [2048, 2], None) == "s=2048+si_r2"
     assert run_label(["clone", "self_imitation"], [None, None], 30) == "clone+si_30min"
     assert run_label(["ppo"], [None], 0.5) == "ppo_0.5min"
+
+
+def test_a_stage_gets_its_share_of_the_minutes_left_and_its_schedules_follow_steps_or_minutes() -> None:
+    clock = Clock(StopOnSignal(), minutes=1.0, began=time.perf_counter() - 20)  # 40 s left
+    half = PPO(2048, [0.01], 1e-3, True, 2048, share=0.5).deadline(clock)
+    rest = PPO(2048, [0.01], 1e-3, True, 2048).deadline(clock)
+    assert half == pytest.approx(time.perf_counter() + 20, abs=1) and rest == pytest.approx(clock.deadline, abs=1e-6)
+    assert PPO(2048, [0.01], 1e-3, True, 2048).deadline(Clock(StopOnSignal())) is None
+    assert entropy_coefficient([0.01, 0.001, 0.0], 100, 3000, time_spent=0.7) == 0.0  # the minutes are further along than the steps
+    assert entropy_coefficient([0.01, 0.001, 0.0], 1500, 3000, time_spent=0.1) == 0.001
+    assert LinearToZero(1.0, 0, 1000, lambda: 0.75)(1.0) == pytest.approx(0.25)
+    assert LinearToZero(1.0, 0, 1000)(0.5) == pytest.approx(0.5)
 
 
 def test_the_stages_flag_is_checked_and_the_default_recipe_follows_the_original_flags(capsys: pytest.CaptureFixture[str]) -> None:
