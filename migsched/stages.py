@@ -490,6 +490,7 @@ class SelfImitation(Stage):
         figure: dict[str, Any] = {}
         for round_ in range(self.rounds):
             if time_up():
+                print(f"self-imitation ran out of time after round {round_}: the model is that of round {round_}", flush=True)
                 return self.report(began, round_, "minutes", figure)
             try:
                 data = imitation_demonstrations(
