@@ -33,6 +33,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from migsched.evaluation import PeriodicEvaluation
 from migsched.models import first_line
 from migsched.pretrain import IMITATION_SEED, Stopped, clone, demonstrations, imitation_demonstrations
+from migsched.versions import Version
 from migsched.workers import WorkerDied
 
 #: The kinds of stage a recipe may name, each at most once; `clone` only first (it warms up a new model).
@@ -135,7 +136,7 @@ class StageContext:
 
     model: Any
     env: Any
-    version: str
+    version: Version
     env_config: dict[str, Any]
     type_tasks: str
     seed: int | None
@@ -206,7 +207,7 @@ class Clone(Stage):
         for group in ctx.model.policy.optimizer.param_groups:
             group["lr"] = self.learning_rate
         try:
-            data = demonstrations(ctx.version, ctx.env_config, ctx.type_tasks, self.teacher, self.episodes, should_stop=stop.requested, time_up=time_up)
+            data = demonstrations(ctx.version.name, ctx.env_config, ctx.type_tasks, self.teacher, self.episodes, should_stop=stop.requested, time_up=time_up)
             agreement = clone(ctx.model, data, self.epochs, seed=ctx.seed, should_stop=stop.requested, time_up=time_up)
         except Stopped:
             print(f"pretraining on {self.teacher} stopped by {signal_name(stop)}", flush=True)
@@ -427,7 +428,7 @@ class PPO(Stage):
         )
         config = ctx.env_config
         print(
-            f"training {ctx.version}: N={config['N']} M={config['M']} {ctx.type_tasks}, reward {config['reward']}, {self.num_steps} timesteps from {start} "
+            f"training {ctx.version.name}: N={config['N']} M={config['M']} {ctx.type_tasks}, reward {config['reward']}, {self.num_steps} timesteps from {start} "
             f"({'restored from ' + ctx.restored_from if ctx.restored_from is not None else 'new model'}), {model.n_envs} env(s) x {model.n_steps} steps "
             f"per rollout, {ctx.device}",
             flush=True,
@@ -440,7 +441,7 @@ class PPO(Stage):
                     self.num_steps,
                     callback=CallbackList(callbacks),
                     reset_num_timesteps=False,
-                    tb_log_name=f"{ctx.version}_N={config['N']}_M={config['M']}_{ctx.type_tasks}",
+                    tb_log_name=f"{ctx.version.name}_N={config['N']}_M={config['M']}_{ctx.type_tasks}",
                     progress_bar=self.progress_bar,
                 )
         except WorkerDied as exc:
@@ -494,7 +495,7 @@ class SelfImitation(Stage):
                 return self.report(began, round_, "minutes", figure)
             try:
                 data = imitation_demonstrations(
-                    model, ctx.version, ctx.env_config, ctx.type_tasks, self.episodes, self.samples,
+                    model, ctx.version.name, ctx.env_config, ctx.type_tasks, self.episodes, self.samples,
                     first_seed=IMITATION_SEED + round_ * self.episodes, seed=seed + round_ * self.episodes,
                     should_stop=lambda: stop.requested() or time_up(),
                 )  # fmt: skip

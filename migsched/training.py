@@ -73,7 +73,7 @@ from migsched.stages import (
     run_stages,
 )
 from migsched.state import FIRST_RUN_ACTION
-from migsched.versions import REPO_ROOT, check_version, get_version
+from migsched.versions import Version, get_version
 from migsched.workers import FreeCoreThreads, make_vec_env, runnable_elsewhere, threads_for_free_cores, torch_threads
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -465,7 +465,7 @@ def save_or_rescue(model: Any, path: Path, record: dict[str, Any], claimed: bool
 # --- main -------------------------------------------------------------------------------------
 
 
-def build_model(version: str, args: argparse.Namespace, env: Any, device: str) -> Any:
+def build_model(version: Version, args: argparse.Namespace, env: Any, device: str) -> Any:
     """The run's MaskablePPO on `env`: restored from `--restore` (ModelError if it cannot be), or new."""
     settings = dict(
         n_steps=rollout_size(args.n_envs, args.rollout_steps) // args.n_envs,
@@ -480,13 +480,13 @@ def build_model(version: str, args: argparse.Namespace, env: Any, device: str) -
     if args.restore is not None:
         if Path(args.restore).suffix == WEIGHTS_SUFFIX:
             settings |= dict(gamma=args.gamma, ent_coef=args.ent_coef[0])
-        model, _ = load_checked_model(args.restore, version, trusted=args.trust_model, env=env, **settings)
+        model, _ = load_checked_model(args.restore, version.name, trusted=args.trust_model, env=env, **settings)
     else:
         net_arch = dict(pi=args.net_arch, vf=args.net_arch)
         model = MaskablePPO(
             "MlpPolicy", env, gamma=args.gamma, ent_coef=args.ent_coef[0], policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings
         )
-    model.migsched_version = version  # saved with the model: every command checks it
+    model.migsched_version = version.name  # saved with the model: every command checks it
     model.type_tasks = args.type_tasks  # and restore, evaluate and schedule take it as their workload
     return model
 
@@ -496,10 +496,10 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     `<folder>/trained_models/`: train.py passes its own folder (default: the version's folder in
     this repository). Everything that can be checked, the model built or restored included, is
     before the run claims its name; a failure after the claim is written in its record."""
-    check_version(version)
+    info = get_version(version)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(version, argv)
-    folder = Path(folder or REPO_ROOT / version).resolve()
+    folder = Path(folder or info.folder).resolve()
     env_config = {"N": args.N, "M": args.M, "reward": args.reward} | ({"queue_len": args.queue_len} if args.queue_len is not None else {})
     record = RunRecord(version, args, env_config, argv, folder)
     name = partial(model_path, folder, args.N, args.M, type_tasks=args.type_tasks)
@@ -523,7 +523,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     env = make_vec_env(version, env_config, args.type_tasks, args.n_envs, args.vec_env)
     device = "cuda" if args.device == "gpu" else "cpu"
     try:
-        model = build_model(version, args, env, device)
+        model = build_model(info, args, env, device)
         asked = [None if args.minutes is not None else units for units in recipe_units(args)]
         run_path = claim(name(label=run_label([kind for kind, _ in args.recipe], asked, args.minutes)), record.snapshot(None, "running"))
     except (ModelError, MemoryError, OSError) as exc:
@@ -539,7 +539,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
         print(f"train.py: error: {problem}", file=sys.stderr)
         return 2
     try:
-        return run(version, args, record, env, model, run_path, name, stop, adapt_threads)
+        return run(info, args, record, env, model, run_path, name, stop, adapt_threads)
     except Exception as exc:
         status = f"failed: {type(exc).__name__}: {first_line(exc)}"
         try:
@@ -559,7 +559,7 @@ def recipe_units(args: argparse.Namespace) -> list[int]:
     return [units[kind] for kind, _ in args.recipe]
 
 
-def build_stages(version: str, args: argparse.Namespace, record: RunRecord, run_path: Path, adapt_threads: bool) -> list[Stage]:
+def build_stages(version: Version, args: argparse.Namespace, record: RunRecord, run_path: Path, adapt_threads: bool) -> list[Stage]:
     """The stages of the run's recipe with their settings; PPO's with the evaluations and thread adaptation asked."""
     stages: list[Stage] = []
     for kind, share in args.recipe:
@@ -592,7 +592,7 @@ def build_stages(version: str, args: argparse.Namespace, record: RunRecord, run_
     return stages
 
 
-def periodic_evaluation(version: str, args: argparse.Namespace, record: RunRecord, run_path: Path) -> PeriodicEvaluation:
+def periodic_evaluation(version: Version, args: argparse.Namespace, record: RunRecord, run_path: Path) -> PeriodicEvaluation:
     """PPO's evaluations every `--eval_freq` timesteps, into `<run>_eval.csv`; the best model so far is kept as `<run>_best.zip`."""
     stem = run_path.with_suffix("")
     best = stem.with_name(stem.name + "_best.zip")
@@ -605,12 +605,12 @@ def periodic_evaluation(version: str, args: argparse.Namespace, record: RunRecor
         return best
 
     record.asked["eval_csv"] = str(csv_path)
-    evaluation = PeriodicEvaluation(version, record.asked["env_config"], args.type_tasks, args.eval_freq, args.eval_episodes, csv_path, save_best)
+    evaluation = PeriodicEvaluation(version.name, record.asked["env_config"], args.type_tasks, args.eval_freq, args.eval_episodes, csv_path, save_best)
     return evaluation
 
 
 def run(
-    version: str,
+    version: Version,
     args: argparse.Namespace,
     record: RunRecord,
     env: Any,

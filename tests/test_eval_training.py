@@ -262,7 +262,7 @@ def test_self_imitation_clones_the_agents_best_rollouts_after_ppo(tmp_path: Path
         return float((chosen == data.actions).mean())
 
     stage = SelfImitation(args.imitation_rounds, args.imitation_episodes, args.imitation_samples, args.imitation_epochs, args.imitation_learning_rate)
-    ctx = StageContext(model, None, "float", env_config, "wide_times", args.seed, Clock(StopOnSignal()), save=lambda stage, done: tmp_path)
+    ctx = StageContext(model, None, get_version("float"), env_config, "wide_times", args.seed, Clock(StopOnSignal()), save=lambda stage, done: tmp_path)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         report = stage.run(ctx)
