@@ -2,7 +2,7 @@
 
     python benchmarks/busy_speed.py [--version float] [--rollouts 20] [--runs 3] [--policies default,threads1,passive]
 
-Each run is `<version>/train.py --preset fast --pretrain none --imitation_rounds 0` (mix_scaling_soft, N=14, M=14; PPO
+Each run is `<version>/train.py --preset fast --stages ppo` (mix_scaling_soft, N=14, M=14; PPO
 alone, without the preset's clone or self-imitation) in a temporary copy of the version folder, for `--rollouts`
 rollouts; its fps is the last one SB3 logs (timesteps / seconds since `learn` began). A torch thread
 policy is how the environment sets up the run: `default` is train.py's own choice, `threads1` one
@@ -51,10 +51,8 @@ def start_training(folder: Path, rollouts: int, environment: dict[str, str]) -> 
         "0",
         "--seed",
         "0",
-        "--pretrain",
-        "none",
-        "--imitation_rounds",
-        "0",
+        "--stages",
+        "ppo",
     ]
     env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
     return subprocess.Popen(argv, cwd=folder, env={**env, **environment}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

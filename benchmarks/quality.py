@@ -2,10 +2,11 @@
 
     python benchmarks/quality.py --version float --type_tasks mix_scaling_soft --minutes 60 --preset fast [--pretrain greedy]
 
-Runs `<version>/train.py` (N=14, M=14, seed 0) and stops it with SIGTERM once `--minutes` of
-wall clock have passed since its start, interpreter start-up and any pretraining included. The
-run writes a checkpoint every `--save_freq` timesteps; this script notes the wall-clock minute at
-which each appeared. After training, each checkpoint and the final model are evaluated
+Runs `<version>/train.py --minutes` (N=14, M=14, seed 0): its stages (the preset's recipe for
+the workload) share the wall-clock budget and it ends on its own, any clone included; a SIGTERM a
+minute after the budget is only a backstop. The run writes a checkpoint every `--save_minutes`
+(a 30th of the budget by default: PPO after a rollout, self-imitation after a round); this script
+notes the wall-clock minute at which each appeared. After training, each checkpoint and the final model are evaluated
 (deterministic policy, `evaluate.py`'s code) on the seeded episodes 0..`--episodes`-1, the same as
 the README's results table, beside the static, greedy and FAR baselines and, offline, the CP-SAT
 reference (`--cpsat_time` seconds per batch; the result is cached in the output folder).
@@ -13,7 +14,7 @@ reference (`--cpsat_time` seconds per batch; the result is cached in the output 
 Writes `<out>/quality.csv` (minutes, timesteps, mean makespan / lower bound, mean makespan /
 cpsat) and `<out>/quality.png` (the agent's ratio to cpsat offline, to the lower bound online,
 against minutes, with the baselines as horizontal lines); prints the table. Checkpoints are
-deleted once evaluated, except the best, kept as `<out>/best_s=<timesteps>.zip`; the final model
+deleted once evaluated, except the best, kept as `<out>/best_<its name>.zip`; the final model
 stays in `<version>/trained_models/`.
 """
 
@@ -39,12 +40,14 @@ import matplotlib.pyplot as plt
 
 from migsched.cli import CPSAT_SECONDS, OneLineParser
 from migsched.evaluation import Row, evaluate
-from migsched.models import load_checked_model
+from migsched.models import load_checked_model, record_path
 from migsched.pretrain import TEACHERS
 from migsched.versions import REPO_ROOT, VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
 
 BASELINES = ("static", "greedy", "far")
+#: How long after its budget a run that has not ended is sent SIGTERM.
+BACKSTOP_S = 60
 
 
 def config(version: str) -> dict[str, int]:
@@ -63,16 +66,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pretrain", choices=(*TEACHERS, "none"), help="train.py --pretrain (none: no clone, whatever the preset says)")
     parser.add_argument("--learning_rate", help="train.py --learning_rate, e.g. 0.001 or lin_0.001 (default: the preset's)")
     parser.add_argument("--ent_coef", help="train.py --ent_coef, e.g. 0.01,0.001,0 (default: the version's)")
-    parser.add_argument("--num_steps", type=int, help="train.py --num_steps (default: the budget at the preset's measured fps)")
-    parser.add_argument("--save_freq", type=int, help="checkpoint interval in timesteps (default: a 30th of --num_steps)")
+    parser.add_argument("--num_steps", type=int, help="train.py --num_steps (default: the version's; the minutes end the run first)")
+    parser.add_argument("--save_minutes", type=float, help="checkpoint interval in wall-clock minutes (default: a 30th of --minutes)")
     parser.add_argument("--episodes", type=int, default=20, help="seeded evaluation episodes (default 20)")
     parser.add_argument("--cpsat_time", type=float, default=CPSAT_SECONDS, help=f"CP-SAT seconds per batch (default {CPSAT_SECONDS:g})")
     parser.add_argument("--out", type=Path, help="output folder (default quality_runs/<version>_<type_tasks>_<preset>[_pretrain])")
     args = parser.parse_args()
     if args.minutes <= 0 or args.episodes < 1:
         parser.error("--minutes and --episodes must be positive")
-    args.num_steps = args.num_steps or int(args.minutes * 60 * get_version(args.version).hyperparams["fps_2_cores"][args.preset])
-    args.save_freq = args.save_freq or max(2048, args.num_steps // 30)
+    args.save_minutes = args.save_minutes or args.minutes / 30
     label = (
         f"{args.version}_{args.type_tasks}_{args.preset}"
         + (f"_pretrain_{args.pretrain}" if args.pretrain else "")
@@ -88,8 +90,8 @@ def train(args: argparse.Namespace, log_path: Path) -> list[tuple[float, int, Pa
     argv = [
         sys.executable,
         "train.py",
-        "--num_steps",
-        str(args.num_steps),
+        "--minutes",
+        str(args.minutes),
         "--N",
         "14",
         "--M",
@@ -98,25 +100,27 @@ def train(args: argparse.Namespace, log_path: Path) -> list[tuple[float, int, Pa
         args.type_tasks,
         "--seed",
         "0",
-        "--save_freq",
-        str(args.save_freq),
+        "--save_minutes",
+        str(args.save_minutes),
         "--eval_freq",
         "0",
     ]
+    argv += ["--num_steps", str(args.num_steps)] if args.num_steps else []
     argv += ["--preset", args.preset] if args.preset != "none" else []
     argv += ["--pretrain", args.pretrain] if args.pretrain else []
     argv += ["--learning_rate", args.learning_rate] if args.learning_rate else []
     argv += ["--ent_coef", args.ent_coef] if args.ent_coef else []
     began = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO_ROOT / args.version, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    timer = threading.Timer(args.minutes * 60, proc.send_signal, (signal.SIGTERM,))
+    timer = threading.Timer(args.minutes * 60 + BACKSTOP_S, proc.send_signal, (signal.SIGTERM,))
     timer.start()
     saved = []
     with open(log_path, "w") as log:
         for line in proc.stdout:
             log.write(line)
-            if match := re.match(r"(?:checkpoint|model) saved: (.+_s=(\d+)_[\w-]+\.zip)$", line.strip()):
-                saved.append(((time.perf_counter() - began) / 60, int(match.group(2)), Path(match.group(1))))
+            if match := re.match(r"(?:checkpoint|model) saved: (.+\.zip)$", line.strip()):
+                path = Path(match.group(1))
+                saved.append(((time.perf_counter() - began) / 60, json.loads(record_path(path).read_text())["timesteps"], path))
     timer.cancel()
     if proc.wait() not in (0, 143):
         raise SystemExit(f"quality.py: error: train.py failed (exit {proc.returncode}), see {log_path}")
@@ -178,7 +182,7 @@ def main() -> None:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     print(
-        f"training {args.version} on {args.type_tasks} for {args.minutes:g} min (preset {args.preset}, --num_steps {args.num_steps}, checkpoint every {args.save_freq})",
+        f"training {args.version} on {args.type_tasks} for {args.minutes:g} min (preset {args.preset}, checkpoint every {args.save_minutes:g} min)",
         flush=True,
     )
     saved = train(args, args.out / "train.log")
@@ -191,7 +195,7 @@ def main() -> None:
         rows, _ = evaluate(args.version, config(args.version), args.type_tasks, args.episodes, 0, ["agent"], model=model)
         points.append((minutes, steps, *ratios(rows, cpsat)))
     best = min(range(len(points)), key=lambda k: points[k][3 if cpsat else 2])
-    kept = args.out / f"best_s={points[best][1]}.zip"
+    kept = args.out / f"best_{saved[best][2].name}"
     if best == len(saved) - 1:
         shutil.copyfile(saved[best][2], kept)
     else:

@@ -330,7 +330,7 @@ class PeriodicEvaluation:
     Each evaluation prints the mean makespan ratio, records `eval/makespan_ratio` (TensorBoard
     when enabled), appends a row to `csv_path` (timesteps, minutes, agent, then the baselines'
     means on the same episodes, computed once) and saves a new best model with `save_best`.
-    `training.EvalCallback` calls `start` once, then `evaluate` whenever `due`.
+    `stages.EvalCallback` calls `start` once, then `evaluate` whenever `due`.
     """
 
     def __init__(

@@ -45,9 +45,10 @@ class ModelError(ValueError):
     """A model file that cannot be used here: missing, not a model, or not fitting the version."""
 
 
-def model_path(folder: Path, n_slots: int, levels: int, steps: int, type_tasks: str) -> Path:
-    """`<folder>/trained_models/bs3_N={N}_M={M}_s={steps}_{type_tasks}.zip`; `folder` is the version folder of train.py."""
-    return Path(folder) / MODELS_FOLDER / f"bs3_N={n_slots}_M={levels}_s={steps}_{type_tasks}.zip"
+def model_path(folder: Path, n_slots: int, levels: int, steps: int = 0, type_tasks: str = "", label: str | None = None) -> Path:
+    """`<folder>/trained_models/bs3_N={N}_M={M}_s={steps}_{type_tasks}.zip`, or with `label` (what
+    trained it: `migsched.stages.run_label`) in place of `s={steps}`; `folder` is the version folder of train.py."""
+    return Path(folder) / MODELS_FOLDER / f"bs3_N={n_slots}_M={levels}_{label or f's={steps}'}_{type_tasks}.zip"
 
 
 def numbered(path: Path, k: int) -> Path:

@@ -54,16 +54,25 @@ class Demonstrations:
     teacher_ratio: float
     #: Self-imitation only: the mean makespan / lower bound of the agent's deterministic rollouts of the same episodes.
     agent_ratio: float | None = None
+    #: The episodes played.
+    episodes: int = 0
 
     def __len__(self) -> int:
         return len(self.actions)
 
 
 def demonstrations(
-    version: str, env_config: dict[str, Any], type_tasks: str, teacher: str, episodes: int, should_stop: Callable[[], bool] = never
+    version: str,
+    env_config: dict[str, Any],
+    type_tasks: str,
+    teacher: str,
+    episodes: int,
+    should_stop: Callable[[], bool] = never,
+    time_up: Callable[[], bool] = never,
 ) -> Demonstrations:
     """`episodes` seeded episodes of `teacher` in `version`'s environment, step by step; raises
-    Stopped as soon as `should_stop()` is true after an episode."""
+    Stopped as soon as `should_stop()` is true after an episode, and ends early with the episodes
+    played so far (at least one) once `time_up()` is true."""
     if teacher not in TEACHERS:
         raise ValueError(f"unknown teacher {teacher!r}; choose from {', '.join(TEACHERS)}")
     env = make_env(version, env_config, type_tasks)
@@ -72,6 +81,8 @@ def demonstrations(
     for k in progress(range(episodes), episodes, f"clone: {teacher}'s episodes", "episode"):
         if should_stop():
             raise Stopped
+        if k and time_up():
+            break
         recorder.play(env, DEMO_SEED + k, lambda: policy.act(env), before=lambda seed: policy.reset(env, seed))
     return recorder.demonstrations()
 
@@ -133,14 +144,23 @@ class _Recorder:
 
     def demonstrations(self, agent_ratio: float | None = None) -> Demonstrations:
         arrays = np.array(self.observations), np.array(self.masks), np.array(self.actions), np.array(self.returns, dtype=np.float32)
-        return Demonstrations(*arrays, float(np.mean(self.ratios)), agent_ratio)
+        return Demonstrations(*arrays, float(np.mean(self.ratios)), agent_ratio, len(self.ratios))
 
 
-def clone(model: Any, data: Demonstrations, epochs: int, batch_size: int = 256, seed: int | None = None, should_stop: Callable[[], bool] = never) -> float:
+def clone(
+    model: Any,
+    data: Demonstrations,
+    epochs: int,
+    batch_size: int = 256,
+    seed: int | None = None,
+    should_stop: Callable[[], bool] = never,
+    time_up: Callable[[], bool] = never,
+) -> float:
     """Fit `model`'s policy to the teacher's actions and its value to the returns, with the model's
-    own optimizer, for `epochs` passes; return the share of steps where the deterministic policy
-    then picks the teacher's action. Raises Stopped as soon as `should_stop()` is true after a
-    minibatch (the model keeps what it has learnt)."""
+    own optimizer, for `epochs` passes (fewer, at least one, once `time_up()` is true after one);
+    return the share of steps where the deterministic policy then picks the teacher's action.
+    Raises Stopped as soon as `should_stop()` is true after a minibatch (the model keeps what it
+    has learnt)."""
     policy = model.policy
     device = policy.device
     obs = torch.as_tensor(data.observations, device=device)
@@ -149,7 +169,9 @@ def clone(model: Any, data: Demonstrations, epochs: int, batch_size: int = 256, 
     returns = torch.as_tensor(data.returns, device=device)
     generator = np.random.default_rng(seed)
     policy.set_training_mode(True)
-    for _ in progress(range(epochs), epochs, "clone: epochs", "epoch"):
+    for epoch in progress(range(epochs), epochs, "clone: epochs", "epoch"):
+        if epoch and time_up():
+            break
         order = generator.permutation(len(data))
         for start in range(0, len(order), batch_size):
             if should_stop():

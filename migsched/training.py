@@ -4,9 +4,9 @@
 
 Top to bottom, as `main` runs it: check the flags (a bad one is a one-line error, exit 2, before
 anything is built); build the vectorised environments; build a new model or restore one whose
-spaces fit; train inside one `learn` with callbacks (entropy schedule, makespan-ratio logging,
-checkpoints, stop on SIGINT/SIGTERM); then the rounds of self-imitation, if asked; save the
-model atomically under a name that is still free.
+spaces fit; run the recipe's stages in order (`migsched.stages`: the clone of a baseline, PPO,
+self-imitation), each within its units and its share of `--minutes`; save the model atomically
+under a name that says what trained it and is still free.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from sb3_contrib import MaskablePPO
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HumanOutputFormat, Logger
 
 from migsched.a100 import NUM_SLICES
@@ -57,10 +57,24 @@ from migsched.models import (
     write_model,
     write_record,
 )
-from migsched.pretrain import IMITATION_SEED, TEACHERS, Stopped, clone, demonstrations, imitation_demonstrations
+from migsched.pretrain import TEACHERS
+from migsched.stages import (
+    PPO,
+    Clock,
+    Clone,
+    EvalCallback,
+    SelfImitation,
+    Stage,
+    StageContext,
+    StageReport,
+    StopOnSignal,
+    parse_recipe,
+    run_label,
+    run_stages,
+)
 from migsched.state import FIRST_RUN_ACTION
-from migsched.versions import REPO_ROOT, check_version, get_version
-from migsched.workers import FreeCoreThreads, WorkerDied, make_vec_env, runnable_elsewhere, threads_for_free_cores, torch_threads
+from migsched.versions import Version, get_version
+from migsched.workers import FreeCoreThreads, make_vec_env, runnable_elsewhere, threads_for_free_cores, torch_threads
 from migsched.workloads import WORKLOAD_NAMES
 
 #: The integer flags of train.py that UPPER_BOUNDS bounds.
@@ -68,42 +82,55 @@ TRAIN_BOUNDED = tuple(flag for flag in UPPER_BOUNDS if flag not in ("episodes",)
 MAX_LAYERS, MAX_WIDTH = 16, 4096
 #: The share of this machine's memory a rollout buffer may take before train.py refuses the run.
 ROLLOUT_MEMORY_SHARE = 0.5
-#: Episodes averaged in `rollout/makespan_ratio`, as SB3 averages `ep_rew_mean`.
-STATS_WINDOW = 100
+#: The most rounds of self-imitation: a recipe's round count gives way to this under --minutes.
+MAX_ROUNDS = 1000
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 # --- command line -----------------------------------------------------------------------------
 
 
-#: What each setting of hyperparams.yaml means, for --help (the values come from the file).
-SETTING_HELP: dict[str, str] = {
-    "num_steps": "training timesteps for this run",
-    "N": "ready task slots",
-    "M": "discretization levels",
-    "type_tasks": "workload",
-    "queue_len": "tasks per episode (online only)",
-    "reward": "levels: minus the time each step lets pass, in levels (the original's); real: minus the growth of the real-time makespan, in levels",
-    "n_envs": "parallel environments; each runs rollout_steps // n_envs steps per rollout",
-    "rollout_steps": "transitions per PPO rollout, shared by the environments",
-    "vec_env": "with --n_envs > 1: one subprocess per environment, all in this process (dummy: faster on few cores), or all in one array-backed BatchEnv (batched)",
-    "batch_size": "PPO minibatch size",
-    "n_epochs": "passes over each rollout",
-    "learning_rate": "Adam learning rate, or lin_<rate> to fall linearly from <rate> to 0 over this run's --num_steps",
-    "gamma": "discount factor",
-    "net_arch": "hidden layer widths of the policy and of the value network, e.g. 64,64",
-    "ent_coef": "entropy coefficient, or comma-separated coefficients for equal phases of the run",
-    "pretrain": "a new model first clones this baseline's actions and values; none: no clone, whatever the preset says",
-    "pretrain_episodes": "teacher episodes for --pretrain",
-    "pretrain_epochs": "passes over the teacher's steps for --pretrain",
-    "imitation_rounds": "after PPO, rounds of self-imitation: clone the agent's best of its deterministic and --imitation_samples stochastic rollouts on --imitation_episodes new episodes; 0: none",
-    "imitation_episodes": "new episodes per self-imitation round",
-    "imitation_samples": "stochastic rollouts per episode in self-imitation, besides the deterministic one",
-    "imitation_epochs": "passes over each self-imitation round's best schedules",
-    "imitation_learning_rate": "Adam learning rate of self-imitation",
-    "save_freq": "checkpoint every this many timesteps",
-    "eval_episodes": "seeded episodes per evaluation",
-}
+@dataclass(frozen=True)
+class Setting:
+    """One setting of hyperparams.yaml, declared once: its flag's name, what it means (for --help),
+    and how argparse reads it (`type`, `choices`); its default is the file's."""
+
+    name: str
+    help: str
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+
+
+#: Every setting of hyperparams.yaml; the values come from the file.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("num_steps", "training timesteps for this run", type=int),
+    Setting("N", "ready task slots", type=int),
+    Setting("M", "discretization levels", type=int),
+    Setting("type_tasks", "workload", choices=WORKLOAD_NAMES),
+    Setting("queue_len", "tasks per episode (online only)", type=int),
+    Setting("reward", "levels: minus the time each step lets pass, in levels (the original's); real: minus the growth of the real-time makespan, in levels", choices=REWARDS),
+    Setting("n_envs", "parallel environments; each runs rollout_steps // n_envs steps per rollout", type=int),
+    Setting("rollout_steps", "transitions per PPO rollout, shared by the environments", type=int),
+    Setting("vec_env", "with --n_envs > 1: one subprocess per environment, all in this process (dummy: faster on few cores), or all in one array-backed BatchEnv (batched)", choices=("subproc", "dummy", "batched")),
+    Setting("batch_size", "PPO minibatch size", type=int),
+    Setting("n_epochs", "passes over each rollout", type=int),
+    Setting("learning_rate", "Adam learning rate, or lin_<rate> to fall linearly from <rate> to 0 over this run's --num_steps"),
+    Setting("gamma", "discount factor", type=float),
+    Setting("net_arch", "hidden layer widths of the policy and of the value network, e.g. 64,64"),
+    Setting("ent_coef", "entropy coefficient, or comma-separated coefficients for equal phases of the run"),
+    Setting("pretrain", "a new model first clones this baseline's actions and values; none: no clone, whatever the preset says", choices=(*TEACHERS, "none")),
+    Setting("pretrain_episodes", "teacher episodes for --pretrain", type=int),
+    Setting("pretrain_epochs", "passes over the teacher's steps for --pretrain", type=int),
+    Setting("stages", "the run's stages in order, from clone, ppo and self_imitation, each with an optional :share of the minutes left when it starts, e.g. clone,self_imitation or clone,ppo:0.5,self_imitation; default: clone if --pretrain, ppo, then self_imitation if --imitation_rounds"),
+    Setting("imitation_rounds", "rounds of the self_imitation stage: clone the agent's best of its deterministic and --imitation_samples stochastic rollouts on --imitation_episodes new episodes; 0: none", type=int),
+    Setting("imitation_episodes", "new episodes per self-imitation round", type=int),
+    Setting("imitation_samples", "stochastic rollouts per episode in self-imitation, besides the deterministic one", type=int),
+    Setting("imitation_epochs", "passes over each self-imitation round's best schedules", type=int),
+    Setting("imitation_learning_rate", "Adam learning rate of self-imitation", type=float),
+    Setting("save_freq", "checkpoint every this many timesteps", type=int),
+    Setting("save_rounds", "checkpoint every this many rounds of self-imitation; 0: never", type=int),
+    Setting("eval_episodes", "seeded episodes per evaluation", type=int),
+)  # fmt: skip
 
 
 def build_parser(version: str) -> OneLineParser:
@@ -114,18 +141,19 @@ def build_parser(version: str) -> OneLineParser:
     parser = OneLineParser(
         prog="train.py", description=f"Train a MaskablePPO agent of the {version} version; defaults and presets from {info.folder.name}/hyperparams.yaml."
     )
-    kinds: dict[str, dict[str, Any]] = {
-        "num_steps": {"type": int}, "N": {"type": int}, "M": {"type": int}, "type_tasks": {"choices": WORKLOAD_NAMES},
-        "queue_len": {"type": int}, "reward": {"choices": REWARDS}, "n_envs": {"type": int}, "rollout_steps": {"type": int}, "vec_env": {"choices": ("subproc", "dummy", "batched")},
-        "batch_size": {"type": int}, "n_epochs": {"type": int}, "learning_rate": {}, "gamma": {"type": float}, "net_arch": {},
-        "ent_coef": {}, "pretrain": {"choices": (*TEACHERS, "none")}, "pretrain_episodes": {"type": int}, "pretrain_epochs": {"type": int},
-        "imitation_rounds": {"type": int}, "imitation_episodes": {"type": int}, "imitation_samples": {"type": int}, "imitation_epochs": {"type": int},
-        "imitation_learning_rate": {"type": float},
-        "save_freq": {"type": int}, "eval_episodes": {"type": int},
-    }  # fmt: skip
-    for flag, kind in kinds.items():
-        if flag in defaults or flag == "queue_len":
-            parser.add_argument(f"--{flag}", **kind, help=f"{SETTING_HELP[flag]} (default {defaults.get(flag, 'none')})")
+    for setting in SETTINGS:
+        if setting.name in defaults or setting.name == "queue_len":
+            parser.add_argument(
+                f"--{setting.name}", type=setting.type, choices=setting.choices, help=f"{setting.help} (default {defaults.get(setting.name, 'none')})"
+            )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        help="wall-clock budget of the whole run, shared by its stages as --stages says; each also ends with its units (default: units alone)",
+    )
+    parser.add_argument(
+        "--save_minutes", type=float, help="also checkpoint after the rollout or round that ends this many minutes after the last (default: never)"
+    )
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="gpu: CUDA, honouring CUDA_VISIBLE_DEVICES (default cpu)")
     parser.add_argument(
         "--restore", help=f"model to continue training from (a zip, or the weights-only {WEIGHTS_SUFFIX} beside it), relative to the current directory"
@@ -173,8 +201,19 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         parser.error(f"--imitation_learning_rate must be positive and finite, got {args.imitation_learning_rate}")
     if args.seed is not None and not 0 <= args.seed < 2**32:
         parser.error(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+    for flag in ("minutes", "save_minutes"):
+        if getattr(args, flag) is not None and not 0 < getattr(args, flag) < math.inf:
+            parser.error(f"--{flag} must be positive and finite, got {getattr(args, flag)}")
+    if args.save_rounds is not None and args.save_rounds < 0:
+        parser.error(f"--save_rounds must be 0 (never) or positive, got {args.save_rounds}")
+    if args.pretrain == "none":
+        args.pretrain = None
+    if args.minutes is not None and given.imitation_rounds is None and args.imitation_rounds:
+        args.imitation_rounds = MAX_ROUNDS  # a recipe's round count measured what its minutes held: --minutes bounds them now
+    args.recipe = resolve_recipe(parser, args, given)
+    args.stages = ",".join(kind + (f":{share:g}" if share is not None else "") for kind, share in args.recipe)
     rollout = rollout_size(args.n_envs, args.rollout_steps)
-    if args.num_steps < rollout:
+    if "ppo" in dict(args.recipe) and args.num_steps < rollout:
         parser.error(
             f"--num_steps {args.num_steps} is less than one rollout: give at least {rollout} (the transitions of one rollout with --n_envs {args.n_envs})"
         )
@@ -203,8 +242,6 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     if not all(re.fullmatch("[0-9]+", width) and 0 < int(width) <= MAX_WIDTH for width in widths) or len(widths) > MAX_LAYERS:
         parser.error(f"--net_arch must be at most {MAX_LAYERS} layer widths of 1..{MAX_WIDTH} separated by commas, e.g. 64,64, got {args.net_arch!r}")
     args.net_arch = [int(width) for width in widths]
-    if args.pretrain == "none":
-        args.pretrain = None
     buffer_bytes = rollout_bytes(args.N, rollout)
     if buffer_bytes > ROLLOUT_MEMORY_SHARE * physical_memory():
         parser.error(
@@ -243,6 +280,27 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
             parser.error(f"--restore: the model was trained with --reward {trained_with}; a restore keeps it (drop --reward {given.reward})")
         args.reward = trained_with
     return args
+
+
+def resolve_recipe(parser: OneLineParser, args: argparse.Namespace, given: argparse.Namespace) -> list[tuple[str, float | None]]:
+    """The run's stages: `--stages` (or the preset's), else clone if `--pretrain`, PPO, then
+    self-imitation if `--imitation_rounds`. A stage without a budget (clone without a teacher,
+    self-imitation of 0 rounds) is left out of a preset's recipe; `--stages` naming one is an error."""
+    if args.stages is None:
+        return [("clone", None)] * bool(args.pretrain) + [("ppo", None)] + [("self_imitation", None)] * bool(args.imitation_rounds)
+    try:
+        recipe = parse_recipe(args.stages)
+    except ValueError as exc:
+        parser.error(f"--stages {args.stages}: {exc}")
+    missing = {"clone": "give --pretrain <teacher>", "self_imitation": "give --imitation_rounds"}
+    budgets = {"clone": bool(args.pretrain), "ppo": True, "self_imitation": bool(args.imitation_rounds)}
+    empty = [kind for kind, _ in recipe if not budgets[kind]]
+    if empty and given.stages is not None:
+        parser.error(f"--stages {args.stages}: stage {empty[0]} has nothing to do ({missing[empty[0]]})")
+    recipe = [(kind, share) for kind, share in recipe if kind not in empty]
+    if not recipe:
+        parser.error(f"--stages {args.stages}: no stage has anything to do")
+    return recipe
 
 
 def inherited_settings(parser: OneLineParser, version: str, given: argparse.Namespace) -> dict[str, Any]:
@@ -289,184 +347,6 @@ def rollout_size(n_envs: int, rollout_steps: int) -> int:
     return n_envs * max(1, rollout_steps // n_envs)
 
 
-# --- callbacks --------------------------------------------------------------------------------
-
-
-class RunCallback(BaseCallback):
-    """A callback that counts the timesteps of this run (a restored model starts above zero)."""
-
-    def _on_training_start(self) -> None:
-        self.start = self.model.num_timesteps
-
-    @property
-    def steps_done(self) -> int:
-        return self.model.num_timesteps - self.start
-
-    def _on_step(self) -> bool:
-        return True
-
-
-@dataclass(frozen=True)
-class LinearToZero:
-    """A learning-rate schedule (SB3's `lr_schedule`): `initial` falling linearly to 0 over the
-    `num_steps` of this run, which began at timestep `start` (a restored model starts above 0)."""
-
-    initial: float
-    start: int
-    num_steps: int
-
-    def __call__(self, progress_remaining: float) -> float:
-        # SB3's progress runs over the model's whole count: start + num_steps timesteps.
-        done = (1 - progress_remaining) * (self.start + self.num_steps) - self.start
-        return self.initial * max(0.0, 1 - done / self.num_steps)
-
-
-def entropy_coefficient(phases: Sequence[float], steps_done: int, num_steps: int) -> float:
-    """The coefficient of the equal phase of a `num_steps` run that `steps_done` falls in."""
-    return phases[min(len(phases) - 1, steps_done * len(phases) // num_steps)]
-
-
-class EntropySchedule(RunCallback):
-    """Sets the entropy coefficient of each phase of the run, prints each change and logs `train/ent_coef`."""
-
-    def __init__(self, phases: Sequence[float], num_steps: int) -> None:
-        super().__init__()
-        self.phases = phases
-        self.num_steps = num_steps
-        self.current: float | None = None
-
-    def _on_training_start(self) -> None:
-        super()._on_training_start()
-        self._apply()
-
-    def _on_step(self) -> bool:
-        self._apply()
-        return True
-
-    def _on_rollout_end(self) -> None:
-        self.logger.record("train/ent_coef", self.current)
-
-    def _apply(self) -> None:
-        coef = entropy_coefficient(self.phases, self.steps_done, self.num_steps)
-        if coef != self.current:
-            self.current = self.model.ent_coef = coef
-            print(f"entropy coefficient {coef} from timestep {self.steps_done} of this run", flush=True)
-
-
-class MakespanRatioLog(BaseCallback):
-    """Logs `rollout/makespan_ratio`: real makespan / lower bound, averaged over the last finished episodes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ratios: deque[float] = deque(maxlen=STATS_WINDOW)
-
-    def _on_step(self) -> bool:
-        for info, done in zip(self.locals["infos"], self.locals["dones"]):
-            if done and "makespan_ratio" in info:
-                self.ratios.append(info["makespan_ratio"])
-        return True
-
-    def _on_rollout_end(self) -> None:
-        if self.ratios:
-            self.logger.record("rollout/makespan_ratio", float(np.mean(self.ratios)))
-
-
-class Checkpoints(RunCallback):
-    """Saves the model every `save_freq` timesteps of the run through `save(steps done)`, up to the
-    `num_steps` that the final save covers. A checkpoint that cannot be written (a full disk, a
-    folder gone read-only) is reported and training goes on."""
-
-    def __init__(self, save_freq: int, num_steps: int, save: Callable[[int], Path]) -> None:
-        super().__init__()
-        self.save_freq = save_freq
-        self.num_steps = num_steps
-        self.save = save
-
-    def _on_step(self) -> bool:
-        done, previous = self.steps_done, self.steps_done - self.training_env.num_envs
-        if done < self.num_steps and done // self.save_freq > previous // self.save_freq:
-            try:
-                print(f"checkpoint saved: {self.save(done)}", flush=True)
-            except OSError as exc:
-                print(f"checkpoint at {done} timesteps not saved ({exc.strerror or first_line(exc)}); training goes on", flush=True)
-        return True
-
-
-class StopOnSignal(BaseCallback):
-    """Stops `learn` at its next step once `handle` has seen SIGINT or SIGTERM."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.signum: int | None = None
-
-    def handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-    def requested(self) -> bool:
-        """Whether a signal asked the run to stop."""
-        return self.signum is not None
-
-    def _on_step(self) -> bool:
-        return self.signum is None
-
-
-class EvalCallback(RunCallback):
-    """Runs a `PeriodicEvaluation` whenever the run crosses one of its boundaries."""
-
-    def __init__(self, evaluation: PeriodicEvaluation) -> None:
-        super().__init__()
-        self.evaluation = evaluation
-
-    def _on_training_start(self) -> None:
-        super()._on_training_start()
-        self.evaluation.start()
-
-    def _on_step(self) -> bool:
-        done = self.steps_done
-        if self.evaluation.due(done, done - self.training_env.num_envs):
-            self.logger.record("eval/makespan_ratio", self.evaluation.evaluate(self.model, self.model.num_timesteps))
-        return True
-
-
-# --- self-imitation -----------------------------------------------------------------------------
-
-
-def self_imitation(model: Any, version: str, env_config: dict[str, Any], args: argparse.Namespace, should_stop: Callable[[], bool]) -> None:
-    """After PPO, `--imitation_rounds` rounds: each plays `--imitation_episodes` new episodes, keeps
-    the agent's best of its deterministic and `--imitation_samples` stochastic rollouts on each,
-    and clones those schedules for `--imitation_epochs` passes at `--imitation_learning_rate`.
-    A signal stops it after the current episode or minibatch; the model keeps what it learnt."""
-    for group in model.policy.optimizer.param_groups:
-        group["lr"] = args.imitation_learning_rate
-    seed = args.seed or 0
-    print(
-        f"self-imitation: {args.imitation_rounds} round(s) of {args.imitation_episodes} episodes, the best of {args.imitation_samples + 1} rollouts "
-        f"on each, {args.imitation_epochs} epochs at learning rate {args.imitation_learning_rate}",
-        flush=True,
-    )
-    for round_ in range(args.imitation_rounds):
-        episodes = args.imitation_episodes
-        try:
-            data = imitation_demonstrations(
-                model, version, env_config, args.type_tasks, episodes, args.imitation_samples,
-                first_seed=IMITATION_SEED + round_ * episodes, seed=seed + round_ * episodes, should_stop=should_stop,
-            )  # fmt: skip
-        except Stopped:
-            print(f"self-imitation stopped in round {round_ + 1}, while it played its episodes: the model is that of round {round_}", flush=True)
-            return
-        try:
-            agreement = clone(model, data, args.imitation_epochs, seed=seed + round_, should_stop=should_stop)
-        except Stopped:
-            print(f"self-imitation stopped in round {round_ + 1}, while it cloned its best schedules", flush=True)
-            return
-        print(
-            f"self-imitation round {round_ + 1} of {args.imitation_rounds}: the best of {args.imitation_samples + 1} rollouts on {episodes} episodes "
-            f"(mean makespan / lower bound {data.teacher_ratio:.4f}; the deterministic ones {data.agent_ratio:.4f}), {len(data)} steps, "
-            f"the policy now agrees on {agreement:.1%} of them",
-            flush=True,
-        )
-
-
 # --- the run's record ---------------------------------------------------------------------------
 
 
@@ -485,8 +365,9 @@ def library_versions() -> dict[str, str]:
 
 class RunRecord:
     """The JSON record written beside every model of a run: what was asked (version, resolved
-    hyperparameters, command line, env_config, seed, libraries) and what was reached (timesteps,
-    wall-clock seconds, fps, the last rollout makespan ratio, the best evaluation)."""
+    hyperparameters, stages, command line, env_config, seed, libraries) and what was reached (each
+    stage's report, timesteps, wall-clock seconds, PPO's fps, the last rollout makespan ratio, the
+    best evaluation)."""
 
     def __init__(self, version: str, args: argparse.Namespace, env_config: dict[str, Any], argv: Sequence[str], folder: Path) -> None:
         self.began = time.perf_counter()
@@ -495,13 +376,17 @@ class RunRecord:
         self.start_timesteps = 0
         self.ratios: deque[float] | None = None
         self.best: dict[str, Any] | None = None
+        self.reports: list[StageReport] = []
         learning_rate = f"lin_{args.learning_rate}" if args.lr_decay else args.learning_rate
+        imitates = "self_imitation" in dict(args.recipe)
         self.asked: dict[str, Any] = {
             "version": version,
             "type_tasks": args.type_tasks,
             "env_config": env_config,
             "seed": args.seed,
             "num_steps": args.num_steps,
+            "stages": args.stages,
+            "minutes": args.minutes,
             "restored_from": str(Path(args.restore).resolve()) if args.restore is not None else None,
             "hyperparameters": {
                 "preset": args.preset,
@@ -517,12 +402,14 @@ class RunRecord:
                 "pretrain": args.pretrain,
                 "pretrain_episodes": args.pretrain_episodes if args.pretrain else None,
                 "pretrain_epochs": args.pretrain_epochs if args.pretrain else None,
-                "imitation_rounds": args.imitation_rounds,
-                "imitation_episodes": args.imitation_episodes if args.imitation_rounds else None,
-                "imitation_samples": args.imitation_samples if args.imitation_rounds else None,
-                "imitation_epochs": args.imitation_epochs if args.imitation_rounds else None,
-                "imitation_learning_rate": args.imitation_learning_rate if args.imitation_rounds else None,
+                "imitation_rounds": args.imitation_rounds if imitates else 0,
+                "imitation_episodes": args.imitation_episodes if imitates else None,
+                "imitation_samples": args.imitation_samples if imitates else None,
+                "imitation_epochs": args.imitation_epochs if imitates else None,
+                "imitation_learning_rate": args.imitation_learning_rate if imitates else None,
                 "save_freq": args.save_freq,
+                "save_rounds": args.save_rounds,
+                "save_minutes": args.save_minutes,
                 "eval_freq": args.eval_freq,
                 "eval_episodes": args.eval_episodes,
                 "device": args.device,
@@ -542,6 +429,7 @@ class RunRecord:
     def snapshot(self, model: Any, status: str) -> dict[str, Any]:
         """The record now: `status` (running, checkpoint, best, finished, stopped by ..., ...)."""
         record = {**self.asked, "status": status, "wall_clock_s": round(time.perf_counter() - self.began, 3)}
+        record["stage_reports"] = [report.as_record() for report in self.reports]
         if model is not None:
             steps = model.num_timesteps - self.start_timesteps
             seconds = (self.ppo_ended or time.perf_counter()) - self.training_began if self.training_began else 0.0
@@ -577,7 +465,7 @@ def save_or_rescue(model: Any, path: Path, record: dict[str, Any], claimed: bool
 # --- main -------------------------------------------------------------------------------------
 
 
-def build_model(version: str, args: argparse.Namespace, env: Any, device: str) -> Any:
+def build_model(version: Version, args: argparse.Namespace, env: Any, device: str) -> Any:
     """The run's MaskablePPO on `env`: restored from `--restore` (ModelError if it cannot be), or new."""
     settings = dict(
         n_steps=rollout_size(args.n_envs, args.rollout_steps) // args.n_envs,
@@ -592,13 +480,13 @@ def build_model(version: str, args: argparse.Namespace, env: Any, device: str) -
     if args.restore is not None:
         if Path(args.restore).suffix == WEIGHTS_SUFFIX:
             settings |= dict(gamma=args.gamma, ent_coef=args.ent_coef[0])
-        model, _ = load_checked_model(args.restore, version, trusted=args.trust_model, env=env, **settings)
+        model, _ = load_checked_model(args.restore, version.name, trusted=args.trust_model, env=env, **settings)
     else:
         net_arch = dict(pi=args.net_arch, vf=args.net_arch)
         model = MaskablePPO(
             "MlpPolicy", env, gamma=args.gamma, ent_coef=args.ent_coef[0], policy_kwargs=dict(net_arch=net_arch, optimizer_kwargs=OPTIMIZER_KWARGS), **settings
         )
-    model.migsched_version = version  # saved with the model: every command checks it
+    model.migsched_version = version.name  # saved with the model: every command checks it
     model.type_tasks = args.type_tasks  # and restore, evaluate and schedule take it as their workload
     return model
 
@@ -608,10 +496,10 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     `<folder>/trained_models/`: train.py passes its own folder (default: the version's folder in
     this repository). Everything that can be checked, the model built or restored included, is
     before the run claims its name; a failure after the claim is written in its record."""
-    check_version(version)
+    info = get_version(version)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(version, argv)
-    folder = Path(folder or REPO_ROOT / version).resolve()
+    folder = Path(folder or info.folder).resolve()
     env_config = {"N": args.N, "M": args.M, "reward": args.reward} | ({"queue_len": args.queue_len} if args.queue_len is not None else {})
     record = RunRecord(version, args, env_config, argv, folder)
     name = partial(model_path, folder, args.N, args.M, type_tasks=args.type_tasks)
@@ -635,8 +523,9 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     env = make_vec_env(version, env_config, args.type_tasks, args.n_envs, args.vec_env)
     device = "cuda" if args.device == "gpu" else "cpu"
     try:
-        model = build_model(version, args, env, device)
-        run_path = claim(name(steps=args.num_steps), record.snapshot(None, "running"))
+        model = build_model(info, args, env, device)
+        asked = [None if args.minutes is not None else units for units in recipe_units(args)]
+        run_path = claim(name(label=run_label([kind for kind, _ in args.recipe], asked, args.minutes)), record.snapshot(None, "running"))
     except (ModelError, MemoryError, OSError) as exc:
         env.close()
         for signum, handler in previous.items():
@@ -650,7 +539,7 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
         print(f"train.py: error: {problem}", file=sys.stderr)
         return 2
     try:
-        return run(version, args, record, env, model, run_path, name, stop, adapt_threads)
+        return run(info, args, record, env, model, run_path, name, stop, adapt_threads)
     except Exception as exc:
         status = f"failed: {type(exc).__name__}: {first_line(exc)}"
         try:
@@ -664,8 +553,64 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
             signal.signal(signum, handler)
 
 
+def recipe_units(args: argparse.Namespace) -> list[int]:
+    """The budget of each stage of the run's recipe in its own units (episodes, timesteps, rounds)."""
+    units = {"clone": args.pretrain_episodes, "ppo": args.num_steps, "self_imitation": args.imitation_rounds}
+    return [units[kind] for kind, _ in args.recipe]
+
+
+def build_stages(version: Version, args: argparse.Namespace, record: RunRecord, run_path: Path, adapt_threads: bool) -> list[Stage]:
+    """The stages of the run's recipe with their settings; PPO's with the evaluations and thread adaptation asked."""
+    stages: list[Stage] = []
+    for kind, share in args.recipe:
+        if kind == "clone":
+            stages.append(Clone(args.pretrain, args.pretrain_episodes, args.pretrain_epochs, args.learning_rate, share=share))
+        elif kind == "self_imitation":
+            stages.append(
+                SelfImitation(
+                    args.imitation_rounds, args.imitation_episodes, args.imitation_samples, args.imitation_epochs, args.imitation_learning_rate,
+                    args.save_rounds, args.save_minutes, share=share,
+                )
+            )  # fmt: skip
+        else:
+            callbacks: list[BaseCallback] = [FreeCoreThreads(torch_threads(args.n_envs, args.vec_env))] if adapt_threads else []
+            if args.eval_freq:
+                callbacks.append(EvalCallback(periodic_evaluation(version, args, record, run_path)))
+            ppo = PPO(
+                args.num_steps,
+                args.ent_coef,
+                args.learning_rate,
+                args.lr_decay,
+                args.save_freq,
+                args.save_minutes,
+                args.vec_env,
+                args.progress_bar,
+                callbacks,
+                share=share,
+            )
+            stages.append(ppo)
+    return stages
+
+
+def periodic_evaluation(version: Version, args: argparse.Namespace, record: RunRecord, run_path: Path) -> PeriodicEvaluation:
+    """PPO's evaluations every `--eval_freq` timesteps, into `<run>_eval.csv`; the best model so far is kept as `<run>_best.zip`."""
+    stem = run_path.with_suffix("")
+    best = stem.with_name(stem.name + "_best.zip")
+    csv_path = stem.with_name(stem.name + "_eval.csv")
+
+    def save_best(model: MaskablePPO) -> Path:
+        record.best = {"timesteps": model.num_timesteps, "makespan_ratio": evaluation.best, "model": str(best)}
+        write_model(model, best)
+        write_record(record_path(best), record.snapshot(model, "best") | {"model": str(best)})
+        return best
+
+    record.asked["eval_csv"] = str(csv_path)
+    evaluation = PeriodicEvaluation(version.name, record.asked["env_config"], args.type_tasks, args.eval_freq, args.eval_episodes, csv_path, save_best)
+    return evaluation
+
+
 def run(
-    version: str,
+    version: Version,
     args: argparse.Namespace,
     record: RunRecord,
     env: Any,
@@ -675,85 +620,37 @@ def run(
     stop: StopOnSignal,
     adapt_threads: bool,
 ) -> int:
-    """The run after its name is claimed: the clone, PPO, self-imitation and the final save."""
+    """The run after its name is claimed: its stages in order, then the final save."""
     env_config = record.asked["env_config"]
-    failure: str | None = None
-    if args.pretrain:
-        try:
-            data = demonstrations(version, env_config, args.type_tasks, args.pretrain, args.pretrain_episodes, should_stop=stop.requested)
-            agreement = clone(model, data, args.pretrain_epochs, seed=args.seed, should_stop=stop.requested)
-        except Stopped:
-            print(f"pretraining on {args.pretrain} stopped by {signal.Signals(stop.signum).name}", flush=True)
-        else:
-            print(
-                f"pretrained on {args.pretrain}: {len(data)} steps of {args.pretrain_episodes} episodes (its mean makespan / lower bound "
-                f"{data.teacher_ratio:.4f}), {args.pretrain_epochs} epochs, the policy now agrees on {agreement:.1%} of them",
-                flush=True,
-            )
     model.env_config = env_config  # saved with the model: restores and evaluate.py read N, M and the reward from it
     if args.tensorboard_log is None:  # SB3's own stdout logger would also create an empty <temp>/SB3-<date> folder
         model.set_logger(Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)]))
+    stages = build_stages(version, args, record, run_path, adapt_threads)
+    kinds = [stage.kind for stage in stages]
 
-    ratio_log = MakespanRatioLog()
+    def reached_name(current: Stage | None = None, done: int = 0) -> Path:
+        """The name of a model that has reached what the finished stages did, and `done` units of `current`."""
+        units = [report.done for report in record.reports] + ([done] if current is not None else [])
+        return name(label=run_label(kinds, units + [0] * (len(kinds) - len(units)), None))
 
-    def save_checkpoint(steps: int) -> Path:
-        return save_model(model, name(steps=steps), record.snapshot(model, "checkpoint"))
+    def save_checkpoint(stage: Stage, done: int) -> Path:
+        return save_model(model, reached_name(stage, done), record.snapshot(model, "checkpoint"))
 
-    callbacks: list[BaseCallback] = [stop, ratio_log, Checkpoints(args.save_freq, args.num_steps, save_checkpoint)]
-    if adapt_threads:
-        callbacks.append(FreeCoreThreads(torch_threads(args.n_envs, args.vec_env)))
-    model.ent_coef = args.ent_coef[0]
-    if len(args.ent_coef) > 1:
-        callbacks.append(EntropySchedule(args.ent_coef, args.num_steps))
-    if args.eval_freq:
-        stem = run_path.with_suffix("")
-        best = stem.with_name(stem.name + "_best.zip")
-
-        def save_best(model: MaskablePPO) -> Path:
-            record.best = {"timesteps": model.num_timesteps, "makespan_ratio": evaluation.best, "model": str(best)}
-            write_model(model, best)
-            write_record(record_path(best), record.snapshot(model, "best") | {"model": str(best)})
-            return best
-
-        record.asked["eval_csv"] = str(stem.with_name(stem.name + "_eval.csv"))
-        evaluation = PeriodicEvaluation(
-            version, env_config, args.type_tasks, args.eval_freq, args.eval_episodes, stem.with_name(stem.name + "_eval.csv"), save_best
-        )
-        callbacks.append(EvalCallback(evaluation))
-    start = model.num_timesteps
-    if args.lr_decay:
-        model.lr_schedule = LinearToZero(args.learning_rate, start, args.num_steps)
-    device = "cuda" if args.device == "gpu" else "cpu"
-    print(
-        f"hyperparameters: n_envs={args.n_envs} ({args.vec_env if args.n_envs > 1 else 'in process'}), n_steps={model.n_steps}, "
-        f"batch_size={model.batch_size}, n_epochs={model.n_epochs}, learning_rate={'lin_' if args.lr_decay else ''}{model.learning_rate}, gamma={model.gamma}, "
-        f"gae_lambda={model.gae_lambda}, clip_range={model.clip_range(1)}, ent_coef={model.ent_coef}, net_arch={model.policy_kwargs.get('net_arch')}, "
-        f"torch threads={torch.get_num_threads()}",
-        flush=True,
-    )
-    print(
-        f"training {version}: N={args.N} M={args.M} {args.type_tasks}, reward {args.reward}, {args.num_steps} timesteps from {start} "
-        f"({'restored from ' + args.restore if args.restore is not None else 'new model'}), {args.n_envs} env(s) x {model.n_steps} steps per rollout, {device}",
-        flush=True,
-    )
-    record.training_started(model, ratio_log.ratios)
-    try:
-        if not stop.requested():
-            model.learn(
-                args.num_steps,
-                callback=CallbackList(callbacks),
-                reset_num_timesteps=False,
-                tb_log_name=f"{version}_N={args.N}_M={args.M}_{args.type_tasks}",
-                progress_bar=args.progress_bar,
-            )
-    except WorkerDied as exc:
-        failure = str(exc)
-    finally:
-        env.close()
-    if args.imitation_rounds and not (stop.requested() or failure):
+    def ppo_ended() -> None:
         record.ppo_ended = time.perf_counter()  # the fps is PPO's
-        self_imitation(model, version, env_config, args, stop.requested)
 
+    clock = Clock(stop, args.minutes, began=record.began)
+    ctx = StageContext(
+        model, env, version, env_config, args.type_tasks, args.seed, clock, save_checkpoint,
+        restored_from=args.restore, device="cuda" if args.device == "gpu" else "cpu", ppo_started=record.training_started, ppo_ended=ppo_ended,
+    )  # fmt: skip
+    start = model.num_timesteps
+    try:
+        run_stages(stages, ctx, record.reports)
+    finally:
+        if "ppo" not in (report.stage for report in record.reports):
+            env.close()
+    failure = next((report.failure for report in record.reports if report.failure), None)
     reached = model.num_timesteps - start
     if stop.requested():
         status = f"stopped by {signal.Signals(stop.signum).name}"
@@ -765,7 +662,7 @@ def run(
         print(f"{status} after {reached} timesteps of this run", flush=True)
     finished = status == "finished"
     final = record.snapshot(model, status)
-    path, problem = save_or_rescue(model, run_path if finished else name(steps=reached), final, claimed=finished)
+    path, problem = save_or_rescue(model, run_path if finished else reached_name(), final, claimed=finished)
     if path is not None:
         print(f"model saved: {path}", flush=True)
     final_record = final | {"model": str(path) if path else None} | ({"weights": str(weights_path(path))} if path and weights_path(path).exists() else {})

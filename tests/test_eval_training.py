@@ -23,8 +23,9 @@ from migsched.models import load_checked_model
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
 from migsched.pretrain import IMITATION_SEED, imitation_demonstrations
-from migsched.training import parse_args, self_imitation
-from migsched.versions import make_env
+from migsched.stages import Clock, SelfImitation, StageContext, StopOnSignal
+from migsched.training import parse_args
+from migsched.versions import VERSIONS, get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES, parse_task_file
 
 STEPS = 4096  # two rollouts of 2048 transitions
@@ -131,21 +132,36 @@ def test_preset_fast_online_clones_static_learns_slowly_and_picks_the_reward_per
 
 
 def test_preset_fast_replaces_ppo_by_self_imitation_on_online_wide_times_and_direct_reconfig_but_good_scaling() -> None:
-    settings = ("num_steps", "learning_rate", "lr_decay", "imitation_rounds", "imitation_learning_rate", "pretrain")
+    settings = ("stages", "learning_rate", "imitation_rounds", "imitation_learning_rate", "pretrain")
     for version in ("online", "float", "direct_reconfig"):
         for workload in WORKLOAD_NAMES:
             args = parse_args(version, ["--preset", "fast", "--type_tasks", workload])
-            if (version, workload) == ("online", "wide_times"):  # the clone of static, one PPO rollout at learning rate 0, then 10 rounds
-                assert tuple(getattr(args, name) for name in settings) == (2048, 1e-4, True, 10, 3e-4, "static")
-            elif (version, workload) == ("direct_reconfig", "wide_times"):  # the same with the clone of greedy, 28 rounds
-                assert tuple(getattr(args, name) for name in settings) == (2048, 1e-3, True, 28, 3e-4, "greedy")
-            elif version == "direct_reconfig" and workload != "good_scaling":  # elsewhere too, with the rounds 30 minutes held there
-                rounds = {"bad_scaling": 25, "mix_scaling_extreme": 24, "mix_scaling_soft": 23}[workload]
-                assert tuple(getattr(args, name) for name in settings) == (2048, 1e-3, True, rounds, 3e-4, "greedy")
+            if (version, workload) == ("online", "wide_times"):  # the clone of static (at PPO's learning rate), then 10 rounds
+                assert tuple(getattr(args, name) for name in settings) == ("clone,self_imitation", 1e-4, 10, 3e-4, "static")
+            elif version == "direct_reconfig" and workload != "good_scaling":  # the clone of greedy, then the rounds 30 minutes held there
+                rounds = {"bad_scaling": 25, "mix_scaling_extreme": 24, "mix_scaling_soft": 23, "wide_times": 28}[workload]
+                assert tuple(getattr(args, name) for name in settings) == ("clone,self_imitation", 1e-3, rounds, 3e-4, "greedy")
             else:
-                assert args.imitation_rounds == 0 and args.num_steps == 200_000_000
-    args = parse_args("online", ["--preset", "fast", "--type_tasks", "wide_times", "--num_steps", "4096", "--imitation_rounds", "0"])
-    assert (args.num_steps, args.imitation_rounds) == (4096, 0)
+                assert args.stages == "clone,ppo" and args.imitation_rounds == 0 and args.num_steps == 200_000_000
+    # with --minutes, the minutes bound self-imitation rather than the rounds they held; rounds given still count
+    assert parse_args("direct_reconfig", ["--preset", "fast", "--type_tasks", "wide_times", "--minutes", "30"]).imitation_rounds == 1000
+    assert parse_args("direct_reconfig", ["--preset", "fast", "--type_tasks", "wide_times", "--minutes", "30", "--imitation_rounds", "5"]).imitation_rounds == 5
+    args = parse_args("online", ["--preset", "fast", "--type_tasks", "wide_times", "--num_steps", "4096", "--stages", "clone,ppo"])
+    assert (args.num_steps, args.stages) == (4096, "clone,ppo")
+    assert parse_args("online", ["--preset", "fast", "--type_tasks", "wide_times", "--pretrain", "none"]).stages == "self_imitation"
+    assert parse_args("online", ["--preset", "fast", "--type_tasks", "wide_times", "--imitation_rounds", "0"]).stages == "clone"
+
+
+def test_no_preset_hosts_a_stage_inside_a_ppo_run_that_does_nothing() -> None:
+    for version in VERSIONS:
+        for preset, changes in get_version(version).hyperparams.get("presets", {}).items():
+            for workload, more in [("all", changes), *changes.get("by_workload", {}).items()]:
+                assert "num_steps" not in more, (version, preset, workload)  # a preset's PPO runs the version's steps, or the recipe has none
+                rate = str(more.get("learning_rate", ""))
+                assert not rate.startswith("lin_") or workload == "all", (version, preset, workload)
+            for workload in WORKLOAD_NAMES:
+                args = parse_args(version, ["--preset", preset, "--type_tasks", workload])
+                assert "ppo" not in args.stages or args.num_steps > 100 * args.rollout_steps, (version, preset, workload)
 
 
 def test_preset_fast_float_and_direct_reconfig_clone_greedy_unless_told_none() -> None:
@@ -194,7 +210,7 @@ def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path)
     folder = version_copy("direct_reconfig", tmp_path)
     out = run(
         folder, "train.py", "--preset", "fast", "--pretrain_episodes", "20", "--num_steps", "2048", "--N", "3", "--M", "7", "--type_tasks", "mix_scaling_soft", "--seed", "3",
-        "--imitation_rounds", "0",
+        "--stages", "clone,ppo",
     )  # fmt: skip
     assert "pretrained on greedy: " in out
     assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=lin_0.001" in out
@@ -245,9 +261,12 @@ def test_self_imitation_clones_the_agents_best_rollouts_after_ppo(tmp_path: Path
             chosen = agent.policy.get_distribution(obs, action_masks=masks).get_actions(deterministic=True).numpy()
         return float((chosen == data.actions).mean())
 
+    stage = SelfImitation(args.imitation_rounds, args.imitation_episodes, args.imitation_samples, args.imitation_epochs, args.imitation_learning_rate)
+    ctx = StageContext(model, None, get_version("float"), env_config, "wide_times", args.seed, Clock(StopOnSignal()), save=lambda stage, done: tmp_path)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        self_imitation(model, "float", env_config, args, should_stop=lambda: False)
+        report = stage.run(ctx)
+    assert (report.done, report.ended) == (1, "units")
     printed = re.search(
         r"self-imitation round 1 of 1: the best of 9 rollouts on 6 episodes \(mean makespan / lower bound ([0-9.]+); the deterministic ones ([0-9.]+)\), "
         r"(\d+) steps, the policy now agrees on ([0-9.]+)%",
@@ -267,7 +286,10 @@ def test_train_py_runs_self_imitation_after_ppo_and_records_it(tmp_path: Path) -
         "--imitation_rounds", "2", "--imitation_episodes", "5", "--imitation_samples", "4",
     )  # fmt: skip
     assert out.index("training online:") < out.index("self-imitation round 1 of 2") < out.index("self-imitation round 2 of 2") < out.index("model saved")
-    record = json.loads((folder / "trained_models" / "bs3_N=3_M=5_s=2048_wide_times.json").read_text())
+    record = json.loads((folder / "trained_models" / "bs3_N=3_M=5_s=2048+si_r2_wide_times.json").read_text())
+    assert record["stages"] == "ppo,self_imitation" and [(r["stage"], r["done"], r["ended"]) for r in record["stage_reports"]] == [
+        ("ppo", 2048, "units"), ("self_imitation", 2, "units")
+    ]  # fmt: skip
     assert {k: record["hyperparameters"][k] for k in ("imitation_rounds", "imitation_episodes", "imitation_samples", "imitation_epochs", "imitation_learning_rate")} == {
         "imitation_rounds": 2, "imitation_episodes": 5, "imitation_samples": 4, "imitation_epochs": 5, "imitation_learning_rate": 0.0003,
     }  # fmt: skip

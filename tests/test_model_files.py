@@ -20,7 +20,7 @@ import pytest
 import torch
 from conftest import DATA, script_env, version_copy
 
-from migsched import make_env, training
+from migsched import make_env, stages, training
 from migsched.models import ModelError, claim, load_checked_model, read_model_data, record_path
 
 N, M, WORKLOAD = 3, 5, "bad_scaling"
@@ -199,7 +199,7 @@ def test_a_failure_after_the_claim_is_written_in_the_record(tmp_path: Path, monk
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the teacher broke")
 
-    monkeypatch.setattr(training, "demonstrations", broken)
+    monkeypatch.setattr(stages, "demonstrations", broken)
     assert training.main("float", ["--num_steps", "2048", "--pretrain", "greedy", *SMALL], folder=tmp_path) == 1
     err = capsys.readouterr().err
     record = tmp_path / "trained_models" / f"bs3_N={N}_M={M}_s=2048_{WORKLOAD}.json"

@@ -26,7 +26,8 @@ from sb3_contrib import MaskablePPO
 
 from migsched import VERSIONS, versions
 from migsched.models import ModelError, load_checked_model, model_path, save_model
-from migsched.training import EntropySchedule, LinearToZero, entropy_coefficient, main, parse_args
+from migsched.stages import EntropySchedule, LinearToZero, entropy_coefficient
+from migsched.training import main, parse_args
 from migsched.versions import get_version
 from migsched.workers import FreeCoreThreads, runnable_elsewhere, threads_for_free_cores
 
@@ -449,8 +450,9 @@ def test_the_version_files_hold_the_defaults_and_presets(version: str) -> None:
     info = get_version(version)
     args = parse_args(version, [])
     for flag, value in info.defaults.items():
-        if flag not in ("learning_rate", "net_arch", "ent_coef"):
+        if flag not in ("learning_rate", "net_arch", "ent_coef", "stages"):
             assert getattr(args, flag) == value, flag
+    assert info.defaults["stages"] is None and args.stages == "ppo"  # no recipe: the original's PPO alone
     fast = parse_args(version, ["--preset", "fast"])
     assert {flag: getattr(fast, flag) for flag in ("n_envs", "vec_env", "batch_size")} == {"n_envs": 8, "vec_env": "dummy", "batch_size": 512}
     assert set(info.presets["fast"]) <= set(info.defaults)
