@@ -6,6 +6,8 @@ disk is one line."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import os
 import pickle
@@ -20,7 +22,7 @@ import pytest
 import torch
 from conftest import DATA, script_env, version_copy
 
-from migsched import make_env, stages, training
+from migsched import evaluation, make_env, scheduling, stages, training
 from migsched.models import ModelError, claim, load_checked_model, read_model_data, record_path
 
 N, M, WORKLOAD = 3, 5, "bad_scaling"
@@ -45,6 +47,24 @@ def serialized(payload: object, **readable: str) -> dict[str, str]:
 
 def run(folder: Path, script: str, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, script, *argv], cwd=folder, capture_output=True, text=True, env=script_env())
+
+
+def call(folder: Path, script: str, *argv: str) -> subprocess.CompletedProcess:
+    """`script` of the version folder `folder` run in this process (the same `main` the script
+    calls, without an interpreter's start-up): its exit status and output."""
+    version = folder.name
+    mains = {
+        "train.py": lambda: training.main(version, list(argv), folder=folder),
+        "evaluate.py": lambda: evaluation.main(version, list(argv)),
+        "schedule.py": lambda: scheduling.main(version, list(argv)),
+    }
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = mains[script]()
+        except SystemExit as exited:
+            status = exited.code
+    return subprocess.CompletedProcess([script, *argv], status, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +120,7 @@ def test_a_pickle_in_an_unknown_entry_is_refused_in_one_line_by_every_command(tr
     hostile = rewritten(trained, tmp_path / "hostile.zip", lambda data: data.update(exploit=serialized(Touch(marker))))
     folder = version_copy("float", tmp_path)
     for script, argv in commands(hostile, folder).items():
-        result = run(folder, script, *argv)
+        result = call(folder, script, *argv)
         assert result.returncode == 2, (script, result.stderr)
         assert result.stderr.startswith(f"{script}: error: ") and result.stderr.count("\n") == 1, result.stderr
         assert "pickled exploit" in result.stderr and "--trust_model" in result.stderr
@@ -119,7 +139,7 @@ def test_trust_model_is_what_lets_stable_baselines3_unpickle(trained: Path, tmp_
     marker = tmp_path / "ran"
     hostile = rewritten(trained, tmp_path / "hostile.zip", lambda data: data.update(exploit=serialized(Touch(marker))))
     folder = version_copy("float", tmp_path)
-    result = run(folder, "evaluate.py", "--model", str(hostile), "--episodes", "1", "--type_tasks", WORKLOAD, "--policies", "agent", "--trust_model")
+    result = call(folder, "evaluate.py", "--model", str(hostile), "--episodes", "1", "--type_tasks", WORKLOAD, "--policies", "agent", "--trust_model")
     assert result.returncode == 0, result.stderr
     assert marker.exists()
 
@@ -132,7 +152,7 @@ def test_a_pickle_in_the_weights_only_file_is_refused(trained: Path, tmp_path: P
     torch.save(payload, hostile)
     folder = version_copy("float", tmp_path)
     for script, argv in commands(hostile, folder).items():
-        result = run(folder, script, *argv)
+        result = call(folder, script, *argv)
         assert result.returncode == 2, (script, result.stderr)
         assert "is not a weights-only agent file" in result.stderr and result.stderr.count("\n") == 1, result.stderr
         assert not marker.exists()
@@ -158,7 +178,7 @@ def test_the_weights_only_file_acts_as_the_zip(trained: Path) -> None:
 
 def test_train_restores_from_the_weights_only_file(trained: Path, tmp_path: Path) -> None:
     folder = version_copy("float", tmp_path)
-    result = run(folder, "train.py", "--restore", str(trained.with_suffix(".pt")), "--num_steps", "2048", *SMALL)
+    result = call(folder, "train.py", "--restore", str(trained.with_suffix(".pt")), "--num_steps", "2048", *SMALL)
     assert result.returncode == 0, result.stderr
     assert "2048 timesteps from 2048 (restored from" in result.stdout
     saved = folder / "trained_models" / trained.name
@@ -169,19 +189,19 @@ def test_another_versions_model_is_refused_by_evaluate_and_schedule(trained: Pat
     folder = version_copy("direct_reconfig", tmp_path)  # float's spaces are direct_reconfig's
     for model in (trained, trained.with_suffix(".pt")):
         for script, argv in commands(model, folder).items():
-            result = run(folder, script, *argv)
+            result = call(folder, script, *argv)
             assert result.returncode == 2, (script, result.stderr)
             assert "is a model of the float version, not direct_reconfig" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_a_restore_whose_weights_do_not_fit_its_data_claims_nothing(trained: Path, tmp_path: Path) -> None:
     folder = version_copy("float", tmp_path)
-    other = run(folder, "train.py", "--num_steps", "2048", "--net_arch", "8", *SMALL)
+    other = call(folder, "train.py", "--num_steps", "2048", "--net_arch", "8", *SMALL)
     assert other.returncode == 0, other.stderr
     with zipfile.ZipFile(folder / "trained_models" / trained.name) as small:
         mismatched = rewritten(trained, tmp_path / "mismatched.zip", policy_pth=small.read("policy.pth"))
     before = sorted((folder / "trained_models").iterdir())
-    result = run(folder, "train.py", "--restore", str(mismatched), "--num_steps", "4096", *SMALL)
+    result = call(folder, "train.py", "--restore", str(mismatched), "--num_steps", "4096", *SMALL)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("train.py: error: --restore: ") and "cannot be loaded" in result.stderr and result.stderr.count("\n") == 1
     assert sorted((folder / "trained_models").iterdir()) == before
@@ -257,7 +277,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_file(full_disk: Path, tmp_path: P
         "schedule.py": (["--baseline", "greedy", "--tasks", str(DATA / "rodinia_a30.txt"), "--gantt"], "g.png"),
     }
     for script, (argv, name) in cases.items():
-        result = run(folder, script, *argv, str(full_disk / name))
+        result = call(folder, script, *argv, str(full_disk / name))
         assert result.returncode == 1, (script, result.stderr)
         assert (
             result.stderr

@@ -4,7 +4,9 @@ person can read, and the `migsched` command."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import re
 import subprocess
@@ -18,6 +20,7 @@ from conftest import DATA, ROOT, script_env, version_copy
 
 import migsched
 from migsched import evaluation, plots, pretrain, scheduling, training
+from migsched.__main__ import main as entry_point
 from migsched.replay import Schedule
 
 N, M, WORKLOAD = 4, 5, "wide_times"
@@ -26,6 +29,17 @@ TASKS = str(DATA / "rodinia_a30.txt")
 
 def run(folder: Path, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *argv], cwd=folder, capture_output=True, text=True, env=env or script_env())
+
+
+def migsched_command(*argv: str) -> subprocess.CompletedProcess:
+    """`migsched ARGV` in this process (the entry point's own `main`): its exit status and output."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = entry_point(list(argv))
+        except SystemExit as exited:
+            status = exited.code
+    return subprocess.CompletedProcess(["migsched", *argv], status, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +82,9 @@ def test_restore_evaluate_and_schedule_take_the_models_settings(trained: Path, c
         with pytest.raises(SystemExit):
             evaluation.parse_args("float", ["--model", str(trained), flag, str(value)])
         assert capsys.readouterr().err == f"evaluate.py: error: {flag} {value}: the model was trained with {flag[2:]}={trained_value}; drop {flag}\n"
-    out = run(trained.parent.parent, "evaluate.py", "--model", str(trained), "--episodes", "1", "--policies", "agent").stdout
+    out = migsched_command("evaluate", "float", "--model", str(trained), "--episodes", "1", "--policies", "agent").stdout
     assert out.startswith(f"float, {WORKLOAD}, N={N} M={M}, 1 episodes")
-    err = run(trained.parent.parent, "schedule.py", "--model", str(trained), "--tasks", TASKS, "--N", "9").stderr
+    err = migsched_command("schedule", "float", "--model", str(trained), "--tasks", TASKS, "--N", "9").stderr
     assert err == "schedule.py: error: --N and --M are for --baseline: a model schedules with the N and M it was trained with\n"
 
 
@@ -82,10 +96,9 @@ def test_a_restore_without_type_tasks_saves_under_the_models_workload(trained: P
 
 
 def test_schedule_writes_json_and_csv_a_program_can_read(trained: Path, tmp_path: Path) -> None:
-    folder = trained.parent.parent
     for suffix in ("json", "csv"):
         out = tmp_path / f"s.{suffix}"
-        result = run(folder, "schedule.py", "--model", str(trained), "--tasks", TASKS, "--out", str(out))
+        result = migsched_command("schedule", "float", "--model", str(trained), "--tasks", TASKS, "--out", str(out))
         assert result.returncode == 0, result.stderr
     printed = float(re.search(r"^makespan (\S+) s", result.stdout, re.MULTILINE).group(1))
     data = json.loads((tmp_path / "s.json").read_text())
@@ -103,7 +116,7 @@ def test_schedule_writes_json_and_csv_a_program_can_read(trained: Path, tmp_path
         rows = list(csv.DictReader(handle))
     assert sum(row["kind"] == "run" for row in rows) == len(names)
     assert float(next(row for row in rows if row["kind"] == "makespan")["end"]) == pytest.approx(data["makespan"], abs=1e-5)
-    bad = run(folder, "schedule.py", "--model", str(trained), "--tasks", TASKS, "--out", str(tmp_path / "s.txt"))
+    bad = migsched_command("schedule", "float", "--model", str(trained), "--tasks", TASKS, "--out", str(tmp_path / "s.txt"))
     assert bad.returncode == 2 and bad.stderr.endswith(": end the name in .json or .csv\n")
 
 
@@ -165,9 +178,9 @@ def test_one_entry_point_runs_every_command(trained: Path, tmp_path: Path) -> No
     result = run(tmp_path, "-m", "migsched", "schedule", "--model", str(trained), "--tasks", TASKS, "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["version"] == "float"
-    helped = run(tmp_path, "-m", "migsched", "train", "direct_reconfig", "--help")
+    helped = migsched_command("train", "direct_reconfig", "--help")
     assert helped.returncode == 0 and "--num_steps" in helped.stdout and "usage: train.py" in helped.stdout
-    wrong = run(tmp_path, "-m", "migsched", "evaluate", "--episodes", "1")
+    wrong = migsched_command("evaluate", "--episodes", "1")
     assert wrong.returncode == 2 and wrong.stderr.startswith("migsched evaluate: error: name the version first")
     script = Path(sys.executable).with_name("migsched")
     if script.exists():
