@@ -16,40 +16,28 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from migsched.settings import BY_NAME, SEED_MAX, Setting
+from migsched.settings import UPPER_BOUNDS as SETTING_BOUNDS
+
 T = TypeVar("T")
 
-#: The largest seed numpy and gymnasium accept (seeds are 0..2**32-1).
-SEED_MAX = 2**32 - 1
 #: Seconds per CP-SAT solve unless a command is told otherwise: evaluate.py, sweep.py and the benchmarks share it.
 CPSAT_SECONDS = 10.0
+#: Seeded episodes of evaluate.py, the one bounded flag that is no training setting.
+EPISODES = Setting("episodes", "seeded episodes", "output", int, low=1, high=1_000_000)
 #: The largest value each integer flag accepts, in every command that has it: far above any
 #: sensible run, low enough that a typo (an extra zero, a width in the millions) is refused
-#: instead of running for ever or filling the memory.
-UPPER_BOUNDS: dict[str, int] = {
-    "num_steps": 10**12,
-    "N": 256,
-    "M": 1000,
-    "n_envs": 256,
-    "rollout_steps": 10**7,
-    "n_epochs": 100,
-    "save_freq": 10**12,
-    "eval_episodes": 10_000,
-    "episodes": 1_000_000,
-    "pretrain_episodes": 1_000_000,
-    "pretrain_epochs": 1000,
-    "imitation_episodes": 1_000_000,
-    "imitation_samples": 100_000,
-    "imitation_epochs": 1000,
-    "queue_len": 1_000_000,
-}
+#: instead of running for ever or filling the memory. Declared with each setting (migsched.settings).
+UPPER_BOUNDS: dict[str, int] = {**SETTING_BOUNDS, EPISODES.name: int(EPISODES.high or 0)}
 
 
 def check_bounds(parser: argparse.ArgumentParser, args: argparse.Namespace, flags: tuple[str, ...]) -> None:
-    """Exit through `parser.error` unless each of `flags` (None: not given) is in 1..UPPER_BOUNDS[flag]."""
+    """Exit through `parser.error` unless each of `flags` (None: not given) is a value its setting accepts."""
     for flag in flags:
-        value = getattr(args, flag)
-        if value is not None and not 1 <= value <= UPPER_BOUNDS[flag]:
-            parser.error(f"--{flag} must be a positive integer" + ("" if value < 1 else f" of at most {UPPER_BOUNDS[flag]}") + f", got {value}")
+        setting = EPISODES if flag == EPISODES.name else BY_NAME[flag]
+        problem = setting.problem(getattr(args, flag))
+        if problem is not None:
+            parser.error(problem)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -93,6 +81,16 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text!r}")
     return value
+
+
+def model_file(text: str) -> str:
+    """An argparse type: a model file, or `pretrained:<version>/<workload>` for a shipped agent's."""
+    from migsched.pretrained import resolve
+
+    try:
+        return str(resolve(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def output_file_problem(path: str | os.PathLike[str]) -> str | None:

@@ -25,9 +25,9 @@ import torch
 from migsched.cli import progress
 from migsched.policies import make_baseline
 from migsched.search import search
+from migsched.settings import TEACHERS
 from migsched.versions import make_env
 
-TEACHERS = ("static", "greedy", "far")
 #: Demonstration episodes use seeds from here, apart from evaluation's (1,000,000 on).
 DEMO_SEED = 2_000_000
 #: Self-imitation's episodes use seeds from here, round after round, apart from both.

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import os
 import platform
-import re
 import signal
 import sys
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,8 +32,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HumanOutputFormat, Logger
 
 from migsched.a100 import NUM_SLICES
-from migsched.cli import UPPER_BOUNDS, OneLineParser, check_bounds, check_output_file
-from migsched.env import REWARDS
+from migsched.cli import OneLineParser, check_output_file
 from migsched.evaluation import PeriodicEvaluation
 from migsched.models import (
     OPTIMIZER_KWARGS,
@@ -57,7 +53,7 @@ from migsched.models import (
     write_model,
     write_record,
 )
-from migsched.pretrain import TEACHERS
+from migsched.settings import SETTINGS, problems, recorded
 from migsched.stages import (
     PPO,
     Clock,
@@ -75,62 +71,13 @@ from migsched.stages import (
 from migsched.state import FIRST_RUN_ACTION
 from migsched.versions import Version, get_version
 from migsched.workers import FreeCoreThreads, make_vec_env, runnable_elsewhere, threads_for_free_cores, torch_threads
-from migsched.workloads import WORKLOAD_NAMES
 
-#: The integer flags of train.py that UPPER_BOUNDS bounds.
-TRAIN_BOUNDED = tuple(flag for flag in UPPER_BOUNDS if flag not in ("episodes",))
-MAX_LAYERS, MAX_WIDTH = 16, 4096
 #: The share of this machine's memory a rollout buffer may take before train.py refuses the run.
 ROLLOUT_MEMORY_SHARE = 0.5
-#: The most rounds of self-imitation: a recipe's round count gives way to this under --minutes.
-MAX_ROUNDS = 1000
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 # --- command line -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting of hyperparams.yaml, declared once: its flag's name, what it means (for --help),
-    and how argparse reads it (`type`, `choices`); its default is the file's."""
-
-    name: str
-    help: str
-    type: Callable[[str], Any] = str
-    choices: tuple[str, ...] | None = None
-
-
-#: Every setting of hyperparams.yaml; the values come from the file.
-SETTINGS: tuple[Setting, ...] = (
-    Setting("num_steps", "training timesteps for this run", type=int),
-    Setting("N", "ready task slots", type=int),
-    Setting("M", "discretization levels", type=int),
-    Setting("type_tasks", "workload", choices=WORKLOAD_NAMES),
-    Setting("queue_len", "tasks per episode (online only)", type=int),
-    Setting("reward", "levels: minus the time each step lets pass, in levels (the original's); real: minus the growth of the real-time makespan, in levels", choices=REWARDS),
-    Setting("n_envs", "parallel environments; each runs rollout_steps // n_envs steps per rollout", type=int),
-    Setting("rollout_steps", "transitions per PPO rollout, shared by the environments", type=int),
-    Setting("vec_env", "with --n_envs > 1: one subprocess per environment, all in this process (dummy: faster on few cores), or all in one array-backed BatchEnv (batched)", choices=("subproc", "dummy", "batched")),
-    Setting("batch_size", "PPO minibatch size", type=int),
-    Setting("n_epochs", "passes over each rollout", type=int),
-    Setting("learning_rate", "Adam learning rate, or lin_<rate> to fall linearly from <rate> to 0 over this run's --num_steps"),
-    Setting("gamma", "discount factor", type=float),
-    Setting("net_arch", "hidden layer widths of the policy and of the value network, e.g. 64,64"),
-    Setting("ent_coef", "entropy coefficient, or comma-separated coefficients for equal phases of the run"),
-    Setting("pretrain", "a new model first clones this baseline's actions and values; none: no clone, whatever the preset says", choices=(*TEACHERS, "none")),
-    Setting("pretrain_episodes", "teacher episodes for --pretrain", type=int),
-    Setting("pretrain_epochs", "passes over the teacher's steps for --pretrain", type=int),
-    Setting("stages", "the run's stages in order, from clone, ppo and self_imitation, each with an optional :share of the minutes left when it starts, e.g. clone,self_imitation or clone,ppo:0.5,self_imitation; default: clone if --pretrain, ppo, then self_imitation if --imitation_rounds"),
-    Setting("imitation_rounds", "rounds of the self_imitation stage: clone the agent's best of its deterministic and --imitation_samples stochastic rollouts on --imitation_episodes new episodes; 0: none", type=int),
-    Setting("imitation_episodes", "new episodes per self-imitation round", type=int),
-    Setting("imitation_samples", "stochastic rollouts per episode in self-imitation, besides the deterministic one", type=int),
-    Setting("imitation_epochs", "passes over each self-imitation round's best schedules", type=int),
-    Setting("imitation_learning_rate", "Adam learning rate of self-imitation", type=float),
-    Setting("save_freq", "checkpoint every this many timesteps", type=int),
-    Setting("save_rounds", "checkpoint every this many rounds of self-imitation; 0: never", type=int),
-    Setting("eval_episodes", "seeded episodes per evaluation", type=int),
-)  # fmt: skip
 
 
 def build_parser(version: str) -> OneLineParser:
@@ -142,24 +89,15 @@ def build_parser(version: str) -> OneLineParser:
         prog="train.py", description=f"Train a MaskablePPO agent of the {version} version; defaults and presets from {info.folder.name}/hyperparams.yaml."
     )
     for setting in SETTINGS:
-        if setting.name in defaults or setting.name == "queue_len":
-            parser.add_argument(
-                f"--{setting.name}", type=setting.type, choices=setting.choices, help=f"{setting.help} (default {defaults.get(setting.name, 'none')})"
-            )
-    parser.add_argument(
-        "--minutes",
-        type=float,
-        help="wall-clock budget of the whole run, shared by its stages as --stages says; each also ends with its units (default: units alone)",
-    )
-    parser.add_argument(
-        "--save_minutes", type=float, help="also checkpoint after the rollout or round that ends this many minutes after the last (default: never)"
-    )
+        shown = f" (default {defaults.get(setting.name, 'none')})" if setting.name in defaults or setting.name == "queue_len" else ""
+        parser.add_argument(
+            f"--{setting.name}", type=setting.type, choices=setting.choices, default=setting.default, help=(setting.help + shown).replace("%", "%%")
+        )
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="gpu: CUDA, honouring CUDA_VISIBLE_DEVICES (default cpu)")
     parser.add_argument(
         "--restore", help=f"model to continue training from (a zip, or the weights-only {WEIGHTS_SUFFIX} beside it), relative to the current directory"
     )
     parser.add_argument(TRUST_FLAG, action="store_true", help=f"with --restore: {TRUST_HELP}")
-    parser.add_argument("--seed", type=int, help="seed of a reproducible run")
 
     def shown(changes: dict[str, Any]) -> str:
         return " ".join(f"--{k} {v}" for k, v in changes.items())
@@ -171,7 +109,6 @@ def build_parser(version: str) -> OneLineParser:
     parser.add_argument("--preset", choices=tuple(presets), help=f"{described}; explicit flags override it")
     parser.add_argument("--tensorboard_log", help="directory for TensorBoard logs")
     parser.add_argument("--progress_bar", action="store_true", help="show a progress bar with the time left")
-    parser.add_argument("--eval_freq", type=int, help="evaluate every this many timesteps, 0 = never (default: every 1%% of a run of 100000 steps or more)")
     parser.add_argument(
         "--record", help="also write the run's JSON record (the one beside its model) to this file when the run ends, for scripts such as sweep.py"
     )
@@ -194,23 +131,21 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
     if given.restore is not None:
         settings.pop("pretrain")  # a restored model is not pretrained, whatever the preset says
     args = parser.parse_args([*as_flags(settings), *as_flags(inherited), *argv])
-    check_bounds(parser, args, TRAIN_BOUNDED)
-    if args.imitation_rounds is not None and not 0 <= args.imitation_rounds <= 1000:
-        parser.error(f"--imitation_rounds must be 0 (none) to 1000, got {args.imitation_rounds}")
-    if args.imitation_learning_rate is not None and not 0 < args.imitation_learning_rate < math.inf:
-        parser.error(f"--imitation_learning_rate must be positive and finite, got {args.imitation_learning_rate}")
-    if args.seed is not None and not 0 <= args.seed < 2**32:
-        parser.error(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
-    for flag in ("minutes", "save_minutes"):
-        if getattr(args, flag) is not None and not 0 < getattr(args, flag) < math.inf:
-            parser.error(f"--{flag} must be positive and finite, got {getattr(args, flag)}")
-    if args.save_rounds is not None and args.save_rounds < 0:
-        parser.error(f"--save_rounds must be 0 (never) or positive, got {args.save_rounds}")
+    for problem in problems((setting.name, getattr(args, setting.name)) for setting in SETTINGS):
+        parser.error(problem)
+    for setting in (setting for setting in SETTINGS if setting.convert is not None):
+        try:
+            setattr(args, setting.name, setting.convert(str(getattr(args, setting.name))))
+        except ValueError as exc:
+            parser.error(f"--{setting.name} {exc}")
     if args.pretrain == "none":
         args.pretrain = None
-    if args.minutes is not None and given.imitation_rounds is None and args.imitation_rounds:
-        args.imitation_rounds = MAX_ROUNDS  # a recipe's round count measured what its minutes held: --minutes bounds them now
     args.recipe = resolve_recipe(parser, args, given)
+    args.units_given = {
+        kind
+        for kind, flag in (("clone", "pretrain_episodes"), ("ppo", "num_steps"), ("self_imitation", "imitation_rounds"))
+        if getattr(given, flag) is not None
+    }
     args.stages = ",".join(kind + (f":{share:g}" if share is not None else "") for kind, share in args.recipe)
     rollout = rollout_size(args.n_envs, args.rollout_steps)
     if "ppo" in dict(args.recipe) and args.num_steps < rollout:
@@ -219,29 +154,8 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         )
     if args.eval_freq is None:
         args.eval_freq = args.num_steps // 100 if args.num_steps >= 100_000 else 0
-    elif args.eval_freq < 0:
-        parser.error(f"--eval_freq must be 0 (off) or positive, got {args.eval_freq}")
-    text = str(args.learning_rate)
-    args.lr_decay = text.startswith("lin_")
-    try:
-        args.learning_rate = float(text.removeprefix("lin_"))
-    except ValueError:
-        parser.error(f"--learning_rate must be a number or lin_<number>, e.g. lin_0.001, got {text!r}")
-    if not 0 < args.learning_rate < math.inf:
-        parser.error(f"--learning_rate must be positive and finite, got {text}")
-    message = f"--ent_coef must be one finite non-negative number or several separated by commas, e.g. 0.01,0.001,0, got {args.ent_coef!r}"
-    try:
-        args.ent_coef = [float(value) for value in args.ent_coef.split(",")]
-    except ValueError:
-        parser.error(message)
-    if not all(0 <= value < math.inf for value in args.ent_coef):
-        parser.error(message)
-    if not 0 < args.gamma <= 1:
-        parser.error(f"--gamma must be in (0, 1], got {args.gamma}")
-    widths = str(args.net_arch).split(",")
-    if not all(re.fullmatch("[0-9]+", width) and 0 < int(width) <= MAX_WIDTH for width in widths) or len(widths) > MAX_LAYERS:
-        parser.error(f"--net_arch must be at most {MAX_LAYERS} layer widths of 1..{MAX_WIDTH} separated by commas, e.g. 64,64, got {args.net_arch!r}")
-    args.net_arch = [int(width) for width in widths]
+    args.lr_decay = args.learning_rate.startswith("lin_")
+    args.learning_rate = float(args.learning_rate.removeprefix("lin_"))
     buffer_bytes = rollout_bytes(args.N, rollout)
     if buffer_bytes > ROLLOUT_MEMORY_SHARE * physical_memory():
         parser.error(
@@ -378,7 +292,6 @@ class RunRecord:
         self.best: dict[str, Any] | None = None
         self.reports: list[StageReport] = []
         learning_rate = f"lin_{args.learning_rate}" if args.lr_decay else args.learning_rate
-        imitates = "self_imitation" in dict(args.recipe)
         self.asked: dict[str, Any] = {
             "version": version,
             "type_tasks": args.type_tasks,
@@ -390,30 +303,10 @@ class RunRecord:
             "restored_from": str(Path(args.restore).resolve()) if args.restore is not None else None,
             "hyperparameters": {
                 "preset": args.preset,
-                "n_envs": args.n_envs,
-                "vec_env": args.vec_env,
-                "rollout_steps": args.rollout_steps,
+                **recorded({**vars(args), "learning_rate": learning_rate}, dict(args.recipe)),
                 "n_steps": rollout_size(args.n_envs, args.rollout_steps) // args.n_envs,
-                "batch_size": args.batch_size,
-                "n_epochs": args.n_epochs,
-                "learning_rate": learning_rate,
-                "ent_coef": args.ent_coef,
-                "net_arch": args.net_arch,
-                "pretrain": args.pretrain,
-                "pretrain_episodes": args.pretrain_episodes if args.pretrain else None,
-                "pretrain_epochs": args.pretrain_epochs if args.pretrain else None,
-                "imitation_rounds": args.imitation_rounds if imitates else 0,
-                "imitation_episodes": args.imitation_episodes if imitates else None,
-                "imitation_samples": args.imitation_samples if imitates else None,
-                "imitation_epochs": args.imitation_epochs if imitates else None,
-                "imitation_learning_rate": args.imitation_learning_rate if imitates else None,
-                "save_freq": args.save_freq,
-                "save_rounds": args.save_rounds,
-                "save_minutes": args.save_minutes,
-                "eval_freq": args.eval_freq,
-                "eval_episodes": args.eval_episodes,
                 "device": args.device,
-            },  # fmt: skip
+            },
             "command": {"argv": ["train.py", *argv], "cwd": os.getcwd(), "script": str(folder / "train.py")},
             "libraries": library_versions(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -524,8 +417,10 @@ def main(version: str, argv: Sequence[str] | None = None, folder: Path | None = 
     device = "cuda" if args.device == "gpu" else "cpu"
     try:
         model = build_model(info, args, env, device)
-        asked = [None if args.minutes is not None else units for units in recipe_units(args)]
-        run_path = claim(name(label=run_label([kind for kind, _ in args.recipe], asked, args.minutes)), record.snapshot(None, "running"))
+        # under --minutes a stage's units are in the name only where the command line gave them
+        asked = [units if args.minutes is None or kind in args.units_given else None for (kind, _), units in zip(args.recipe, recipe_units(args), strict=True)]
+        label = run_label([kind for kind, _ in args.recipe], asked, args.minutes)
+        run_path = claim(name(label=label), record.snapshot(None, "running"))
     except (ModelError, MemoryError, OSError) as exc:
         env.close()
         for signum, handler in previous.items():

@@ -138,13 +138,13 @@ def test_preset_fast_replaces_ppo_by_self_imitation_on_online_wide_times_and_dir
             args = parse_args(version, ["--preset", "fast", "--type_tasks", workload])
             if (version, workload) == ("online", "wide_times"):  # the clone of static (at PPO's learning rate), then 10 rounds
                 assert tuple(getattr(args, name) for name in settings) == ("clone,self_imitation", 1e-4, 10, 3e-4, "static")
-            elif version == "direct_reconfig" and workload != "good_scaling":  # the clone of greedy, then the rounds 30 minutes held there
-                rounds = {"bad_scaling": 25, "mix_scaling_extreme": 24, "mix_scaling_soft": 23, "wide_times": 28}[workload]
-                assert tuple(getattr(args, name) for name in settings) == ("clone,self_imitation", 1e-3, rounds, 3e-4, "greedy")
+            elif version == "direct_reconfig" and workload != "good_scaling":  # the clone of greedy, then as many rounds as the minutes hold
+                assert tuple(getattr(args, name) for name in settings) == ("clone,self_imitation", 1e-3, 1000, 3e-4, "greedy")
             else:
                 assert args.stages == "clone,ppo" and args.imitation_rounds == 0 and args.num_steps == 200_000_000
-    # with --minutes, the minutes bound self-imitation rather than the rounds they held; rounds given still count
-    assert parse_args("direct_reconfig", ["--preset", "fast", "--type_tasks", "wide_times", "--minutes", "30"]).imitation_rounds == 1000
+    # every recipe has its own minutes, the budget it was measured at; --minutes sets another, rounds given still count
+    assert parse_args(version, ["--preset", "fast"]).minutes == 30 and parse_args(version, ["--preset", "fast", "--minutes", "5"]).minutes == 5
+    assert parse_args("direct_reconfig", ["--preset", "fast", "--type_tasks", "wide_times"]).imitation_rounds == 1000
     assert parse_args("direct_reconfig", ["--preset", "fast", "--type_tasks", "wide_times", "--minutes", "30", "--imitation_rounds", "5"]).imitation_rounds == 5
     args = parse_args("online", ["--preset", "fast", "--type_tasks", "wide_times", "--num_steps", "4096", "--stages", "clone,ppo"])
     assert (args.num_steps, args.stages) == (4096, "clone,ppo")
@@ -170,7 +170,7 @@ def test_preset_fast_float_and_direct_reconfig_clone_greedy_unless_told_none() -
     assert parse_args("direct_reconfig", ["--preset", "fast", "--pretrain", "static"]).pretrain == "static"
     assert parse_args("float", ["--preset", "fast"]).pretrain == "greedy"
     assert parse_args("float", ["--preset", "fast", "--pretrain", "none"]).pretrain is None
-    assert parse_args("one_hot", ["--preset", "fast"]).pretrain is None
+    assert parse_args("one_hot", ["--preset", "fast"]).pretrain == "greedy"
 
 
 @pytest.mark.parametrize(
@@ -215,7 +215,7 @@ def test_preset_fast_trains_saves_and_prints_its_hyperparameters(tmp_path: Path)
     assert "pretrained on greedy: " in out
     assert "hyperparameters: n_envs=8 (dummy), n_steps=256, batch_size=512, n_epochs=10, learning_rate=lin_0.001" in out
     assert "training direct_reconfig: N=3 M=7 mix_scaling_soft, reward real, 2048 timesteps from 0 (new model)" in out
-    model, config = load_checked_model(folder / "trained_models" / "bs3_N=3_M=7_s=2048_mix_scaling_soft.zip", "direct_reconfig")
+    model, config = load_checked_model(folder / "trained_models" / "bs3_N=3_M=7_s=2048_30min_mix_scaling_soft.zip", "direct_reconfig")
     assert config == {"N": 3, "M": 7, "reward": "real"} and model.num_timesteps == 2048  # real: the preset's reward for this workload
 
 

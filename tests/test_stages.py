@@ -77,7 +77,7 @@ def test_the_stages_flag_is_checked_and_the_default_recipe_follows_the_original_
         (["--stages", "self_imitation"], "stage self_imitation has nothing to do (give --imitation_rounds)"),
         (["--stages", "ppo,clone"], "clone warms up a new model"),
         (["--minutes", "0"], "--minutes must be positive and finite"),
-        (["--save_rounds", "-1"], "--save_rounds must be 0 (never) or positive"),
+        (["--save_rounds", "-1"], "--save_rounds must be 0 (never) or a positive integer"),
     ]:
         with pytest.raises(SystemExit):
             parse_args("float", argv)
@@ -94,7 +94,7 @@ def test_clone_then_self_imitation_saves_a_model_named_and_recorded_by_its_stage
     assert out.index("self-imitation round 2 of 3") < out.index("checkpoint saved") < out.index("self-imitation round 3 of 3")
     load_checked_model(checkpoints[0], "online")
     path, record = saved_record(out)
-    assert path.name == "bs3_N=3_M=5_clone+si_r3_wide_times.zip" and record["status"] == "finished"
+    assert path.name == "bs3_N=3_M=5_clone+si_r3_30min_wide_times.zip" and record["status"] == "finished"  # the rounds given, the preset's minutes
     assert record["stages"] == "clone,self_imitation" and record["fps"] is None and record["timesteps"] == 0
     reports = record["stage_reports"]
     assert [(r["stage"], r["unit"], r["done"], r["ended"]) for r in reports] == [("clone", "episodes", 10, "units"), ("self_imitation", "rounds", 3, "units")]
@@ -107,10 +107,10 @@ def test_clone_then_self_imitation_saves_a_model_named_and_recorded_by_its_stage
 def test_minutes_bound_a_run_whose_units_would_last_far_longer(tmp_path: Path) -> None:
     folder = version_copy("online", tmp_path)
     began = time.monotonic()
-    out = train(folder, *TINY_RECIPE, "--imitation_episodes", "20", "--minutes", "0.2")  # 1000 rounds under --minutes
+    out = train(folder, *TINY_RECIPE, "--imitation_episodes", "20", "--imitation_rounds", "1000", "--minutes", "0.2")
     assert time.monotonic() - began < 120
     path, record = saved_record(out)
-    assert path.name == "bs3_N=3_M=5_clone+si_0.2min_wide_times.zip" and record["status"] == "finished"
+    assert path.name == "bs3_N=3_M=5_clone+si_r1000_0.2min_wide_times.zip" and record["status"] == "finished"  # both budgets the command gave
     assert record["minutes"] == 0.2 and record["wall_clock_s"] < 60
     si = record["stage_reports"][-1]
     assert (si["stage"], si["ended"], si["settings"]["rounds"]) == ("self_imitation", "minutes", 1000) and si["done"] < 1000
@@ -122,7 +122,7 @@ def test_ppo_ends_at_a_rollout_when_its_minutes_are_spent(tmp_path: Path) -> Non
     folder = version_copy("float", tmp_path)
     out = train(folder, "--num_steps", "100000000", "--minutes", "0.1", "--batch_size", "1024", *SMALL[:4], *SMALL[6:])
     path, record = saved_record(out)
-    assert path.name == "bs3_N=3_M=5_ppo_0.1min_wide_times.zip"
+    assert path.name == "bs3_N=3_M=5_s=100000000_0.1min_wide_times.zip"
     (ppo,) = record["stage_reports"]
     assert ppo["ended"] == "minutes" and 0 < ppo["done"] < 100_000_000 and record["fps"] > 0 and record["wall_clock_s"] < 60
 

@@ -275,7 +275,7 @@ INVALID = [
     (["--ent_coef", "inf"], "--ent_coef must be one finite non-negative number or several"),
     (["--pretrain", "cpsat"], "invalid choice"),
     (["--pretrain", "greedy", "--pretrain_episodes", "0"], "--pretrain_episodes must be a positive integer"),
-    (["--imitation_rounds", "-1"], "--imitation_rounds must be 0 (none) to 1000"),
+    (["--imitation_rounds", "-1"], "--imitation_rounds must be 0 (none) or a positive integer of at most 1000"),
     (["--imitation_rounds", "1", "--imitation_samples", "0"], "--imitation_samples must be a positive integer"),
     (["--imitation_episodes", "0"], "--imitation_episodes must be a positive integer"),
     (["--imitation_learning_rate", "0"], "--imitation_learning_rate must be positive and finite"),

@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from migsched.cli import SEED_MAX
-from migsched.training import UPPER_BOUNDS, build_parser, parse_args
+from migsched.cli import SEED_MAX, UPPER_BOUNDS
+from migsched.training import build_parser, parse_args
 from migsched.versions import REPO_ROOT, VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
 
