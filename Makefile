@@ -1,4 +1,6 @@
-# Two entry points for a fresh machine; each creates .venv and installs the requirements first.
+# Entry points for a fresh machine; each creates .venv and installs the requirements first.
+#   make schedule  schedules the real tasks of tests/data/rodinia_a30.txt with a pretrained agent
+#                (AGENT=pretrained:<version>/<workload> picks another), searching 1 s per batch, into schedule.json; no training
 #   make train   trains a float agent for a short run (writes float/trained_models/), then
 #                schedules the real tasks of tests/data/rodinia_a30.txt with it into schedule.json
 #   make test    runs the test suite (pytest)
@@ -7,7 +9,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 
-.PHONY: train test lint
+AGENT ?= pretrained:direct_reconfig/wide_times
+
+.PHONY: schedule train test lint
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +20,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
+schedule: $(VENV)/.installed
+	$(BIN)/python -m migsched schedule --model $(AGENT) --time_limit 1 --tasks tests/data/rodinia_a30.txt --out schedule.json
+
 train: $(VENV)/.installed
-	cd float && $(BIN)/python train.py --num_steps 100000 --N 14 --M 14 --type_tasks mix_scaling_soft --preset fast --eval_freq 20000 --record ../.last_run.json
+	cd float && $(BIN)/python train.py --minutes 1 --N 14 --M 14 --type_tasks mix_scaling_soft --preset fast --record ../.last_run.json
 	$(BIN)/python -m migsched schedule --model "$$($(BIN)/python -c 'import json; print(json.load(open(".last_run.json"))["weights"])')" \
 		--tasks tests/data/rodinia_a30.txt --out schedule.json
 

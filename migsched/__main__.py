@@ -24,12 +24,14 @@ USAGE = __doc__.split("\n\n")[1]
 def infer_version(argv: list[str]) -> str:
     """The version a model file given with `--model` was trained by; ValueError if none is."""
     from migsched.models import ModelError, read_facts
+    from migsched.pretrained import resolve
 
     model = next((argv[k + 1] for k, flag in enumerate(argv[:-1]) if flag == "--model"), None)
     model = model or next((flag.split("=", 1)[1] for flag in argv if flag.startswith("--model=")), None)
     if model is None:
         raise ValueError(f"name the version first ({', '.join(VERSIONS)}), or give --model")
     try:
+        model = str(resolve(model))
         version = read_facts(model).version
     except ModelError as exc:
         raise ValueError(str(exc)) from None

@@ -30,6 +30,7 @@ from migsched.cli import (
     check_image_file,
     check_output_file,
     check_search_flags,
+    model_file,
     positive_float,
     progress,
     seed_int,
@@ -205,7 +206,9 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     info = get_version(version)
     defaults = info.defaults
     parser = OneLineParser(prog="evaluate.py", description=f"Evaluate a {version} agent and the baselines on the same seeded episodes.")
-    parser.add_argument("--model", help="trained model: its zip or weights-only .pt (default: none, the baselines alone)")
+    parser.add_argument(
+        "--model", type=model_file, help="trained model: its zip or weights-only .pt, or pretrained:<version>/<workload> (default: none, the baselines alone)"
+    )
     parser.add_argument(TRUST_FLAG, action="store_true", help=TRUST_HELP)
     parser.add_argument("--episodes", type=int, default=100, help="seeded episodes to evaluate (default 100)")
     parser.add_argument(

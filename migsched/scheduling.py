@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 import migsched.a100 as a100
-from migsched.cli import OneLineParser, add_search_flags, check_bounds, check_image_file, check_output_file, check_search_flags
+from migsched.cli import OneLineParser, add_search_flags, check_bounds, check_image_file, check_output_file, check_search_flags, model_file
 from migsched.env import MigSchedEnv
 from migsched.evaluation import load_model
 from migsched.models import TRUST_FLAG, TRUST_HELP, first_line
@@ -261,15 +261,18 @@ def schedule(
 ) -> ScheduleResult:
     """Schedule a task list with a trained agent from an idle GPU in `partition`.
 
-    `model`: a model file (a zip or its weights-only `.pt`, of any version: the file says which)
+    `model`: a model file (a zip or its weights-only `.pt`, of any version: the file says which;
+    `pretrained:<version>/<workload>` for a shipped agent)
     or a loaded model; `tasks`: a task file's path or an array of five times in seconds per task
     (sizes 1, 2, 3, 4, 7; `inf`: does not fit). Offline versions may search each batch
     (`samples` rollouts and/or `time_limit` seconds per batch). `trusted`: see `--trust_model`.
     """
     from migsched.models import read_facts
+    from migsched.pretrained import resolve
     from migsched.search import DEFAULT_TEMPERATURE
 
     if isinstance(model, (str, Path)):
+        model = resolve(model)
         version = version or read_facts(model).version
         if version is None:
             raise ValueError(f"{model} does not say which version trained it: give version=")
@@ -297,7 +300,7 @@ def parse_args(version: str, argv: Sequence[str] | None) -> argparse.Namespace:
     defaults = info.defaults
     parser = OneLineParser(prog="schedule.py", description=f"Schedule a task file with a trained {version} agent or a baseline.")
     who = parser.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", help="trained model: its zip or weights-only .pt")
+    who.add_argument("--model", type=model_file, help="trained model: its zip or weights-only .pt, or pretrained:<version>/<workload>")
     who.add_argument("--baseline", choices=[b for b in BASELINES if b != "random"], help="schedule with a baseline instead: static, greedy or far")
     parser.add_argument(TRUST_FLAG, action="store_true", help=f"with --model: {TRUST_HELP}")
     parser.add_argument("--tasks", required=True, help="task file: 'Task NAME' then 'SIZE TIME' lines for sizes 1, 2, 3, 4, 7")
