@@ -27,7 +27,7 @@ def test_each_agent_loads_matches_its_record_and_schedules_an_episode(version: s
     folder = agent_folder(version, workload)
     agent = folder / AGENT_FILE
     record = json.loads((folder / RECORD_FILE).read_text())
-    assert agent.stat().st_size < 3 * 2**20, "weights only: a few MB at most"
+    assert agent.stat().st_size < 5 * 2**20, "weights only: a few MB at most"
     assert not agent.with_suffix(".zip").exists(), "no pickled model beside the weights"
     read_weights(agent, version)  # torch.load(weights_only=True): a pickle inside would be refused
     facts = read_facts(agent, version)

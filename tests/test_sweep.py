@@ -147,7 +147,7 @@ def test_a_trial_takes_its_model_and_figures_from_train_pys_record(tmp_path: Pat
     spec = Trial("float", "wide_times", 0, ()).spec()
     record = trial_record(spec, trial_settings(tmp_path / "out", tmp_path / "versions"))
     assert record["status"] == "ok", record["log_tail"]
-    assert record["model"] == str(tmp_path / "versions" / "float" / "trained_models" / f"bs3_N=3_M=4_s={STEPS}_wide_times.zip")
+    assert record["model"] == str(tmp_path / "versions" / "float" / "trained_models" / f"bs3_N=3_M=4_s={STEPS}_30min_wide_times.zip")
     assert Path(record["model"]).is_file() and record["best_model"] is None and record["best"] is None
     assert record["training"]["timesteps"] == STEPS and record["wall_clock_s"] == record["training"]["wall_clock_s"] > 0
     assert len(record["final"]["makespan"]) == EPISODES
