@@ -37,7 +37,7 @@ from migsched.versions import get_version
 psutil = pytest.importorskip("psutil", reason="psutil lists Ray's sockets; Ray vendors it and puts it on sys.path on import")
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 2048  # one rollout of --preset fast
-VERSIONS, WORKLOADS = ("float", "entropy"), ("good_scaling", "wide_times")
+VERSIONS, WORKLOADS = ("float", "entropy"), ("wide_times",)  # 2 x 1 x 2 batch sizes: four trials, half of them crashing
 EPISODES = 3
 
 
@@ -489,7 +489,7 @@ def test_the_sweep_writes_one_row_per_trial(sweep) -> None:
     rows = first["rows"]
     assert sorted(r["trial"] for r in rows) == sorted(t.id for t in plan(VERSIONS, WORKLOADS, 1, {"batch_size": [512, 256]}))
     ok = [r for r in rows if r["batch_size"] == "512"]
-    assert [r["status"] for r in ok] == ["ok"] * 4
+    assert [r["status"] for r in ok] == ["ok"] * len(VERSIONS) * len(WORKLOADS)
     for row in ok:
         assert int(row["cpsat_proven"]) == EPISODES, "3-task batches: CP-SAT proves its schedules optimal"
         for who in ("final", "best", "random", "static", "greedy", "far"):
@@ -499,7 +499,7 @@ def test_the_sweep_writes_one_row_per_trial(sweep) -> None:
         assert Path(row["model"]).is_relative_to(out.parent / "versions"), "the trial ran the copy's train.py"
         assert float(row["wall_clock_s"]) > 0 and int(row["num_steps"]) == STEPS
     table = [line for line in first["summary"].splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + 2 * 2 * 2, "the header and one line per version, workload and batch size"
+    assert len(table) == 1 + len(VERSIONS) * len(WORKLOADS) * 2, "the header and one line per version, workload and batch size"
     assert all(" 1/1 " in line for line in table if "| 512 |" in line)
 
 
@@ -520,7 +520,7 @@ def test_the_trial_and_the_baselines_play_the_same_episodes(sweep) -> None:
 def test_a_failing_trial_is_reported_with_its_log_and_the_others_go_on(sweep) -> None:
     _, runs = sweep
     failed = [r for r in runs["first"]["rows"] if r["batch_size"] == "256"]
-    assert [r["status"] for r in failed] == ["failed"] * 4
+    assert [r["status"] for r in failed] == ["failed"] * len(VERSIONS) * len(WORKLOADS)
     for row in failed:
         assert row["error"] == "train.py exited with status 1" and row["final_ratio"] == ""
         assert "train.py: crashed (the test's stand-in" in Path(row["log"]).read_text()
@@ -534,7 +534,7 @@ def test_resume_reruns_only_the_trials_that_did_not_finish_ok(sweep) -> None:
     for row in resumed["rows"]:
         name = Path(row["log"]).name
         assert (logs_now[name] == resumed["logs_before"][name]) == (row["status"] == "ok"), row["trial"]
-    assert resumed["status"] == 1 and len(resumed["rows"]) == 8
+    assert resumed["status"] == 1 and len(resumed["rows"]) == 2 * len(VERSIONS) * len(WORKLOADS)
     assert [r for r in resumed["rows"] if r["status"] == "ok"] == [r for r in runs["first"]["rows"] if r["status"] == "ok"]
 
 
