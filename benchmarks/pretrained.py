@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from anytime import batch_id  # benchmarks/anytime.py: the same fingerprint of a batch
 
 from migsched.cli import OneLineParser
 from migsched.models import write_atomically
@@ -135,12 +136,6 @@ def write_json(path: Path, data: dict) -> None:
 def read_json(path: Path) -> dict:
     """A JSON file's data, or {} where there is none."""
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def batch_id(env: object) -> str:
-    """A fingerprint of an episode's batch (task times, initial busy times): the reference's batches must be the agents'."""
-    data = np.concatenate([np.asarray(env.state.tasks, dtype=np.float64).ravel(), np.asarray(env.initial_free, dtype=np.float64)])
-    return hashlib.sha256(np.round(data, 9).tobytes()).hexdigest()[:16]
 
 
 def reference(args: argparse.Namespace, workload: str) -> dict:
