@@ -36,13 +36,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from migsched.cli import OneLineParser
-from migsched.evaluation import load_model, schedule_hint
+from migsched.evaluation import batch_id, load_model, schedule_hint
 from migsched.models import TRUST_FLAG, TRUST_HELP
 from migsched.policies import make_baseline
 from migsched.policies.agent import AgentPolicy
@@ -126,12 +125,6 @@ def solve(env: Any, hint: list, time_limit: float) -> tuple[CpsatResult, float]:
 
 CpsatRows = dict[tuple[int, str, float], dict[str, str]]
 """CP-SAT rows of an earlier anytime.csv by (seed, method, limit)."""
-
-
-def batch_id(env: Any) -> str:
-    """A fingerprint of the episode's batch (task times and initial busy times), to match reused rows."""
-    data = np.concatenate([np.asarray(env.state.tasks, dtype=np.float64).ravel(), np.asarray(env.initial_free, dtype=np.float64)])
-    return hashlib.sha256(np.round(data, 9).tobytes()).hexdigest()[:16]
 
 
 def hint_id(hint: list) -> str:

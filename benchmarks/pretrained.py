@@ -1,14 +1,14 @@
 """Train and measure the pretrained agents in pretrained/<version>/<workload>/.
 
-    python benchmarks/pretrained.py train [--versions ...] [--workloads ...] [--minutes 30] [--seed 0] [--cores 0,1] [--force]
-    python benchmarks/pretrained.py measure [--versions ...] [--workloads ...] [--episodes 200] [--cpsat_episodes 40] [--first_seed 30000]
+    python benchmarks/pretrained.py train [--version V,...] [--type_tasks W,...] [--minutes 30] [--seed 0] [--cores 0,1] [--force]
+    python benchmarks/pretrained.py measure [--version V,...] [--type_tasks W,...] [--episodes 200] [--cpsat_episodes 40] [--seed 30000]
 
 `train` runs each version's recommended recipe (`train.py --preset fast --minutes T`, N=14,
 M=14) in a scratch copy of the version folder, one run per core of --cores, each pinned to its
 core with one torch thread, and copies the final weights-only `.pt` and the run's record into
 the agent's folder. Agents already there are kept unless --force.
 
-`measure` plays fresh seeded episodes nobody tuned a recipe on (seeds --first_seed onwards).
+`measure` plays fresh seeded episodes nobody tuned a recipe on (seeds from --seed on).
 Offline: --episodes episodes with `static`, `greedy`, `far`, the agent deterministic and with
 0.1 s of search; the first --cpsat_episodes also with 1 s of search and CP-SAT at 1 s and 10 s
 (one worker, hinted with static); every makespan over CP-SAT's 10-second schedule where it
@@ -37,9 +37,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from anytime import batch_id  # benchmarks/anytime.py: the same fingerprint of a batch
 
 from migsched.cli import OneLineParser
+from migsched.evaluation import batch_id
 from migsched.models import write_atomically
 from migsched.pretrained import AGENT_FILE, PRETRAINED_FOLDER, QUALITY_FILE, RECORD_FILE, agent_folder
 from migsched.versions import REPO_ROOT, VERSIONS, get_version, make_env
@@ -341,8 +341,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("train", "measure"):
         command = sub.add_parser(name)
-        command.add_argument("--versions", default=",".join(VERSIONS), help="comma-separated versions")
-        command.add_argument("--workloads", default=",".join(WORKLOAD_NAMES), help="comma-separated workloads")
+        command.add_argument("--version", dest="versions", default=",".join(VERSIONS), help="comma-separated versions")
+        command.add_argument("--type_tasks", dest="workloads", default=",".join(WORKLOAD_NAMES), help="comma-separated workloads")
     measurer = sub.choices["measure"]
     measurer.add_argument(
         "--only", choices=("all", "reference", "agents", "table"), default="all", help="one part: CP-SAT's reference, the agents, or RESULTS.md from the files"
@@ -351,7 +351,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     measurer.add_argument("--cpsat_episodes", type=int, default=40, help="of them, the first ones also with 1 s of search and CP-SAT")
     measurer.add_argument("--queues", type=int, default=100, help="online queues per agent")
     measurer.add_argument("--queue_len", type=int, default=50, help="tasks per online queue")
-    measurer.add_argument("--first_seed", type=int, default=30000, help="seed of the first episode; episode k uses it + k")
+    measurer.add_argument("--seed", dest="first_seed", type=int, default=30000, help="seed of the first episode; episode k uses it + k")
     trainer = sub.choices["train"]
     trainer.add_argument("--minutes", type=float, default=30.0, help="wall-clock minutes of each run")
     trainer.add_argument("--seed", type=int, default=0, help="training seed")

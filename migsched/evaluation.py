@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import statistics
 import sys
 import time
@@ -80,6 +81,13 @@ def agent_row(env: MigSchedEnv, model: Any, episode: int, seed: int, samples: in
     found = search(model, env, samples=samples or None, time_limit=time_limit, seed=seed, reset_seed=seed, temperature=temperature)
     best = found.best
     return Row(episode, "agent", best.makespan, best.lower_bound, seconds=found.seconds, rollouts=found.rollouts), best
+
+
+def batch_id(env: MigSchedEnv) -> str:
+    """A fingerprint of an episode's batch (task times and initial busy times): results of the same
+    batch measured apart (a CP-SAT reference, another version) are matched by it."""
+    data = np.concatenate([np.asarray(env.state.tasks, dtype=np.float64).ravel(), np.asarray(env.initial_free, dtype=np.float64)])
+    return hashlib.sha256(np.round(data, 9).tobytes()).hexdigest()[:16]
 
 
 def schedule_hint(schedule: Schedule, n_tasks: int) -> list[tuple[tuple[int, int], float]]:

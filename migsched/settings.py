@@ -2,8 +2,8 @@
 
 train.py's parser and `--help`, its input checks, the bounds that evaluate.py, schedule.py and
 sweep.py share, the `hyperparameters` of a run's record and the flag table of
-docs/commands.md all come from `SETTINGS`. A setting's default is its version's
-`hyperparams.yaml` value (`default` here only for the few flags the file does not hold).
+docs/commands.md all come from `SETTINGS`. The defaults here are every version's; a version's
+`hyperparams.yaml` holds only what differs (`defaults`) and its recipes (`presets`).
 
     python -m migsched.settings    # rewrites the flag table of docs/commands.md
 """
@@ -70,8 +70,8 @@ class Setting:
     """One setting: its flag's name, what it means, how the flag is read (`type`, `choices`;
     `convert` then turns the text into the run's value or raises ValueError saying what it must be),
     the values it accepts (`low`..`high`, `low` itself refused where `open_low`; `zero` names what
-    0 means where 0 is allowed below `low`; `form` says it where no bounds do), the stage it belongs to (`group`), and a `default`
-    only where hyperparams.yaml holds none."""
+    0 means where 0 is allowed below `low`; `form` says it where no bounds do), the stage it belongs to (`group`), and its `default` (the original tool's, sb3-contrib's
+    where it kept them), which a version's hyperparams.yaml may change."""
 
     name: str
     help: str
@@ -123,45 +123,50 @@ class Setting:
         return f"{zero}{'(' if self.open_low else '['}{self.low:g}, {high}{']' if self.high is not None else ')'}"
 
 
-def _rate(name: str, help: str, group: str) -> Setting:
-    return Setting(name, help, group, float, low=0, open_low=True)
+def _rate(name: str, help: str, group: str, default: float) -> Setting:
+    return Setting(name, help, group, float, low=0, open_low=True, default=default)
 
 
 #: Every setting of a run, grouped; the YAML ones take their defaults from the version's hyperparams.yaml.
 SETTINGS: tuple[Setting, ...] = (
-    Setting("num_steps", "training timesteps of the ppo stage, at least one rollout; a restored model keeps counting", "run", int, low=1, high=10**12),
-    Setting("N", "ready task slots of the environment", "run", int, low=1, high=256),
-    Setting("M", "discretization levels: a task's time in levels is ceil(M x time / the longest time)", "run", int, low=1, high=1000),
-    Setting("type_tasks", "workload", "run", choices=WORKLOAD_NAMES),
+    Setting("num_steps", "training timesteps of the ppo stage, at least one rollout; a restored model keeps counting", "run", int, low=1, high=10**12, default=200_000_000),
+    Setting("N", "ready task slots of the environment", "run", int, low=1, high=256, default=14),
+    Setting("M", "discretization levels: a task's time in levels is ceil(M x time / the longest time)", "run", int, low=1, high=1000, default=14),
+    Setting("type_tasks", "workload", "run", choices=WORKLOAD_NAMES, default="good_scaling"),
     Setting("queue_len", "online only: tasks per episode", "run", int, low=1, high=1_000_000),
-    Setting("reward", "levels: minus the levels of time each step lets pass (the original's); real: minus the growth of the real-time makespan, in levels", "run", choices=REWARDS),
+    Setting("reward", "levels: minus the levels of time each step lets pass (the original's); real: minus the growth of the real-time makespan, in levels", "run", choices=REWARDS, default="levels"),
     Setting("stages", "the run's stages in order, from clone, ppo and self_imitation, each with an optional :share of the minutes left when it starts, e.g. clone,self_imitation or clone,ppo:0.5,self_imitation; default: clone if --pretrain, ppo, then self_imitation if --imitation_rounds", "run", form="stage[:share],..."),
     Setting("minutes", "wall-clock budget of the whole run, shared by its stages as --stages says; each also ends with its units (default: units alone)", "run", float, low=0, open_low=True),
     Setting("seed", "makes a run reproducible", "run", int, low=0, high=SEED_MAX),
-    Setting("n_envs", "parallel environments; each runs rollout_steps // n_envs steps per rollout", "ppo", int, low=1, high=256),
-    Setting("rollout_steps", "transitions per PPO rollout, shared by the environments", "ppo", int, low=1, high=10**7),
-    Setting("vec_env", "with --n_envs > 1: one subprocess per environment, all in this process (dummy: faster on few cores), or all in one array-backed BatchEnv (batched)", "ppo", choices=("subproc", "dummy", "batched")),
-    Setting("batch_size", "PPO minibatch size", "ppo", int, form="2..transitions of a rollout"),
-    Setting("n_epochs", "passes over each rollout", "ppo", int, low=1, high=100),
-    Setting("learning_rate", "Adam learning rate, or lin_<rate> (the RL Zoo's notation) to fall linearly from <rate> to 0 over this run's --num_steps", "ppo", convert=learning_rate_text, form="> 0, or lin_<rate>"),
-    Setting("gamma", "discount factor; 1 leaves the return undiscounted, minus the makespan", "ppo", float, low=0, high=1, open_low=True),
-    Setting("net_arch", "hidden layer widths of the policy and of the value network, e.g. 64,64", "ppo", convert=widths, form=f"up to {MAX_LAYERS} widths of 1..{MAX_WIDTH}"),
-    Setting("ent_coef", "entropy coefficient, or comma-separated coefficients for equal phases of the run", "ppo", convert=coefficients, form="numbers >= 0, comma-separated"),
+    Setting("n_envs", "parallel environments; each runs rollout_steps // n_envs steps per rollout", "ppo", int, low=1, high=256, default=1),
+    Setting("rollout_steps", "transitions per PPO rollout, shared by the environments", "ppo", int, low=1, high=10**7, default=2048),
+    Setting("vec_env", "with --n_envs > 1: one subprocess per environment, all in this process (dummy: faster on few cores), or all in one array-backed BatchEnv (batched)", "ppo", choices=("subproc", "dummy", "batched"), default="subproc"),
+    Setting("batch_size", "PPO minibatch size", "ppo", int, form="2..transitions of a rollout", default=64),
+    Setting("n_epochs", "passes over each rollout", "ppo", int, low=1, high=100, default=10),
+    Setting("learning_rate", "Adam learning rate, or lin_<rate> (the RL Zoo's notation) to fall linearly from <rate> to 0 over this run's --num_steps", "ppo", convert=learning_rate_text, form="> 0, or lin_<rate>", default="0.0003"),
+    Setting("gamma", "discount factor; 1 leaves the return undiscounted, minus the makespan", "ppo", float, low=0, high=1, open_low=True, default=1.0),
+    Setting("net_arch", "hidden layer widths of the policy and of the value network, e.g. 64,64", "ppo", convert=widths, form=f"up to {MAX_LAYERS} widths of 1..{MAX_WIDTH}", default="256,256"),
+    Setting("ent_coef", "entropy coefficient, or comma-separated coefficients for equal phases of the run", "ppo", convert=coefficients, form="numbers >= 0, comma-separated", default="0.01"),
     Setting("pretrain", "a new model first clones this baseline's actions and values; none: no clone, whatever the preset says", "clone", choices=(*TEACHERS, "none")),
-    Setting("pretrain_episodes", "teacher episodes for --pretrain", "clone", int, low=1, high=1_000_000),
-    Setting("pretrain_epochs", "passes over the teacher's steps for --pretrain", "clone", int, low=1, high=1000),
-    Setting("imitation_rounds", "rounds of the self_imitation stage: each clones the agent's best of its deterministic and --imitation_samples stochastic rollouts on --imitation_episodes new episodes", "self_imitation", int, low=1, high=1000, zero="none"),
-    Setting("imitation_episodes", "new episodes per self-imitation round (seeds from 3,000,000, apart from evaluation's and the clone's)", "self_imitation", int, low=1, high=1_000_000),
-    Setting("imitation_samples", "stochastic rollouts per episode in self-imitation, besides the deterministic one", "self_imitation", int, low=1, high=100_000),
-    Setting("imitation_epochs", "passes over each self-imitation round's best schedules", "self_imitation", int, low=1, high=1000),
-    _rate("imitation_learning_rate", "Adam learning rate of self-imitation", "self_imitation"),
-    Setting("save_freq", "checkpoint of the ppo stage every this many timesteps", "output", int, low=1, high=10**12),
-    Setting("save_rounds", "checkpoint of the self_imitation stage every this many rounds", "output", int, low=1, high=1_000_000, zero="never"),
+    Setting("pretrain_episodes", "teacher episodes for --pretrain", "clone", int, low=1, high=1_000_000, default=1000),
+    Setting("pretrain_epochs", "passes over the teacher's steps for --pretrain", "clone", int, low=1, high=1000, default=30),
+    Setting("imitation_rounds", "rounds of the self_imitation stage: each clones the agent's best of its deterministic and --imitation_samples stochastic rollouts on --imitation_episodes new episodes", "self_imitation", int, low=1, high=1000, zero="none", default=0),
+    Setting("imitation_episodes", "new episodes per self-imitation round (seeds from 3,000,000, apart from evaluation's and the clone's)", "self_imitation", int, low=1, high=1_000_000, default=1000),
+    Setting("imitation_samples", "stochastic rollouts per episode in self-imitation, besides the deterministic one", "self_imitation", int, low=1, high=100_000, default=64),
+    Setting("imitation_epochs", "passes over each self-imitation round's best schedules", "self_imitation", int, low=1, high=1000, default=5),
+    _rate("imitation_learning_rate", "Adam learning rate of self-imitation", "self_imitation", default=0.0003),
+    Setting("save_freq", "checkpoint of the ppo stage every this many timesteps", "output", int, low=1, high=10**12, default=10_000_000),
+    Setting("save_rounds", "checkpoint of the self_imitation stage every this many rounds", "output", int, low=1, high=1_000_000, zero="never", default=5),
     Setting("save_minutes", "also checkpoint after the rollout or round that ends this many minutes after the last (default: never)", "output", float, low=0, open_low=True),
     Setting("eval_freq", "evaluate every this many timesteps (default: every 1% of a run of 100000 steps or more)", "output", int, low=1, high=10**12, zero="never"),
-    Setting("eval_episodes", "seeded episodes per evaluation", "output", int, low=1, high=10_000),
+    Setting("eval_episodes", "seeded episodes per evaluation", "output", int, low=1, high=10_000, default=20),
 )  # fmt: skip
 BY_NAME = {setting.name: setting for setting in SETTINGS}
+#: Flags whose absence means something of its own (the version's queue, an unseeded run, never,
+#: 1% of the run): every other setting has a default, the same for every version unless its
+#: hyperparams.yaml says otherwise.
+NO_DEFAULT = ("queue_len", "seed", "save_minutes", "eval_freq")
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS if s.name not in NO_DEFAULT}
 #: Settings of the run itself, recorded at the top of a run's record rather than among its hyperparameters.
 RUN_LEVEL = ("num_steps", "N", "M", "type_tasks", "queue_len", "reward", "stages", "minutes", "seed")
 #: The largest value of each integer setting, shared by every command that has the flag.

@@ -90,12 +90,17 @@ class Version:
 
     @cached_property
     def hyperparams(self) -> dict[str, Any]:
-        """`hyperparams.yaml`: `defaults` (every setting) and `presets` (what each changes; a
-        preset's `by_workload` changes more for one `--type_tasks`)."""
+        """`hyperparams.yaml`: `defaults` (where this version differs from migsched.settings'
+        defaults) and `presets` (what each changes; a preset's `by_workload` changes more for one
+        `--type_tasks`)."""
+        from migsched.settings import BY_NAME, DEFAULTS  # not at import: `python -m migsched.settings` runs it
+
         path = self.folder / "hyperparams.yaml"
         data = yaml.safe_load(path.read_text())
-        if not isinstance(data, dict) or not isinstance(data.get("defaults"), dict) or not isinstance(data.get("presets", {}), dict):
+        if not isinstance(data, dict) or not isinstance(data.get("defaults", {}), dict) or not isinstance(data.get("presets", {}), dict):
             raise ValueError(f"{path}: expected a mapping with 'defaults' and 'presets'")
+        if unknown := set(data.get("defaults", {})) - set(BY_NAME):
+            raise ValueError(f"{path}: defaults of {sorted(unknown)}, which are no settings (migsched/settings.py)")
         for name, preset in data.get("presets", {}).items():
             if not isinstance(preset, dict):
                 raise ValueError(f"{path}: preset {name} must map settings to values")
@@ -103,14 +108,17 @@ class Version:
             if not isinstance(by_workload, dict) or set(by_workload) - set(WORKLOAD_NAMES) or not all(isinstance(v, dict) for v in by_workload.values()):
                 raise ValueError(f"{path}: preset {name}'s by_workload must map workloads ({', '.join(WORKLOAD_NAMES)}) to settings")
             changes = [set(preset) - {"by_workload"}, *(set(more) for more in by_workload.values())]
-            unknown = set().union(*changes) - (set(data["defaults"]) - {"type_tasks"})
+            unknown = set().union(*changes) - ((set(DEFAULTS) | set(data.get("defaults", {}))) - {"type_tasks"})
             if unknown:
                 raise ValueError(f"{path}: preset {name} sets {sorted(unknown)}, which have no default or choose the workload")
         return data
 
     @property
     def defaults(self) -> dict[str, Any]:
-        return dict(self.hyperparams["defaults"])
+        """Every setting's default for this version: the shared ones, then its own."""
+        from migsched.settings import DEFAULTS
+
+        return {**DEFAULTS, **self.hyperparams.get("defaults", {})}
 
     @property
     def presets(self) -> dict[str, dict[str, Any]]:
