@@ -5,7 +5,7 @@ sweep.py share, the `hyperparameters` of a run's record and the flag table of
 docs/commands.md all come from `SETTINGS`. The defaults here are every version's; a version's
 `hyperparams.yaml` holds only what differs (`defaults`) and its recipes (`presets`).
 
-    python -m migsched.settings    # rewrites the flag table of docs/commands.md
+    python -m migsched.training    # rewrites the flag table of docs/commands.md
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ GROUPS = {
     "self_imitation": "the self_imitation stage",
     "output": "checkpoints, evaluation, output",
 }
-TABLE_BEGIN = "<!-- settings table: written by python -m migsched.settings -->"
+TABLE_BEGIN = "<!-- settings table: written by python -m migsched.training -->"
 TABLE_END = "<!-- end of settings table -->"
 
 
@@ -206,21 +206,3 @@ def markdown_table(parser: Any, defaults: dict[str, Any]) -> str:
         text = re.sub(r" \(default [^)]*\)$", "", action.help or "").replace("%%", "%").replace("|", "/")
         lines.append(f"| `{name}` | {shown} | {', '.join(action.choices) if action.choices else ''} | {text} |")
     return "\n".join([*lines, "", TABLE_END])
-
-
-def write_table(path: Any) -> None:
-    """Replace the table between TABLE_BEGIN and TABLE_END of `path` (docs/commands.md) with the current one."""
-    from pathlib import Path
-
-    from migsched.training import build_parser
-    from migsched.versions import get_version
-
-    text = Path(path).read_text()
-    begin, end = text.index(TABLE_BEGIN), text.index(TABLE_END) + len(TABLE_END)
-    Path(path).write_text(text[:begin] + markdown_table(build_parser("float"), get_version("float").defaults) + text[end:])
-
-
-if __name__ == "__main__":
-    from migsched.versions import REPO_ROOT
-
-    write_table(REPO_ROOT / "docs" / "commands.md")

@@ -53,7 +53,7 @@ from migsched.models import (
     write_model,
     write_record,
 )
-from migsched.settings import SETTINGS, problems, recorded
+from migsched.settings import SETTINGS, TABLE_BEGIN, TABLE_END, markdown_table, problems, recorded
 from migsched.stages import (
     PPO,
     Clock,
@@ -575,3 +575,18 @@ def run(
         print(f"train.py: error: {'; '.join(filter(None, (failure, problem)))}" + (f"; model saved: {path}" if path and failure else ""), file=sys.stderr)
         return 1
     return EXIT_STATUS.get(stop.signum, 0)
+
+
+def write_flag_table(path: Path | None = None) -> None:
+    """Rewrite the flag table of docs/commands.md (between TABLE_BEGIN and TABLE_END) from the
+    settings' declarations and train.py's parser."""
+    from migsched.versions import REPO_ROOT
+
+    path = path or REPO_ROOT / "docs" / "commands.md"
+    text = path.read_text()
+    begin, end = text.index(TABLE_BEGIN), text.index(TABLE_END) + len(TABLE_END)
+    path.write_text(text[:begin] + markdown_table(build_parser("float"), get_version("float").defaults) + text[end:])
+
+
+if __name__ == "__main__":
+    write_flag_table()

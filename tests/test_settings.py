@@ -24,7 +24,7 @@ def refusal(version: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -
 def test_docs_flag_table_is_the_declared_one() -> None:
     text = (REPO_ROOT / "docs" / "commands.md").read_text()
     written = text[text.index(TABLE_BEGIN) : text.index(TABLE_END) + len(TABLE_END)]
-    assert written == markdown_table(build_parser("float"), get_version("float").defaults), "run python -m migsched.settings"
+    assert written == markdown_table(build_parser("float"), get_version("float").defaults), "run python -m migsched.training"
 
 
 def test_every_flag_of_train_py_is_in_the_docs_table() -> None:
