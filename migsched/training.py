@@ -90,9 +90,7 @@ def build_parser(version: str) -> OneLineParser:
     )
     for setting in SETTINGS:
         shown = f" (default {defaults.get(setting.name, 'none')})" if setting.name in defaults or setting.name == "queue_len" else ""
-        parser.add_argument(
-            f"--{setting.name}", type=setting.type, choices=setting.choices, default=setting.default, help=(setting.help + shown).replace("%", "%%")
-        )
+        parser.add_argument(f"--{setting.name}", type=setting.type, choices=setting.choices, help=(setting.help + shown).replace("%", "%%"))
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="gpu: CUDA, honouring CUDA_VISIBLE_DEVICES (default cpu)")
     parser.add_argument(
         "--restore", help=f"model to continue training from (a zip, or the weights-only {WEIGHTS_SUFFIX} beside it), relative to the current directory"

@@ -22,7 +22,7 @@ from migsched.versions import REPO_ROOT, make_env
 TASKS = REPO_ROOT / "tests" / "data" / "rodinia_a30.txt"
 
 
-@pytest.mark.parametrize(("version", "workload"), all_agents(), ids="/".join)
+@pytest.mark.parametrize(("version", "workload"), all_agents(), ids=[f"{v}/{w}" for v, w in all_agents()])
 def test_each_agent_loads_matches_its_record_and_schedules_an_episode(version: str, workload: str) -> None:
     folder = agent_folder(version, workload)
     agent = folder / AGENT_FILE
@@ -46,7 +46,7 @@ def test_each_agent_loads_matches_its_record_and_schedules_an_episode(version: s
     assert math.isfinite(played.makespan) and played.makespan >= played.lower_bound - 1e-9
 
 
-@pytest.mark.parametrize(("version", "workload"), all_agents(), ids="/".join)
+@pytest.mark.parametrize(("version", "workload"), all_agents(), ids=[f"{v}/{w}" for v, w in all_agents()])
 def test_each_agents_quality_was_measured_on_this_very_file(version: str, workload: str) -> None:
     folder = agent_folder(version, workload)
     quality = json.loads((folder / QUALITY_FILE).read_text())

@@ -139,13 +139,14 @@ def test_the_python_call_starts_from_an_idle_gpu_and_searches_if_asked(trained: 
         migsched.schedule(trained, TASKS, partition=0)
 
 
-def test_the_readmes_python_example_runs(trained: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_readmes_python_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     readme = (ROOT / "README.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "migsched.schedule(" in b)
-    named = re.search(r'"(\S+/trained_models/\S+\.pt)"', block).group(1)
+    assert "pretrained:" in block, "the example needs no training"
     monkeypatch.chdir(ROOT)
-    exec(block.replace(named, str(trained.with_suffix(".pt"))), {})
-    assert "makespan" in capsys.readouterr().out
+    exec(block, {})
+    out = capsys.readouterr().out
+    assert "'instance': {'name':" in out and "'slices': [" in out
 
 
 def figure_of(monkeypatch: pytest.MonkeyPatch) -> list[matplotlib.figure.Figure]:
