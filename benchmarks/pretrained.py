@@ -13,9 +13,10 @@ Offline: --episodes episodes with `static`, `greedy`, `far`, the agent determini
 0.1 s of search; the first --cpsat_episodes also with 1 s of search and CP-SAT at 1 s and 10 s
 (one worker, hinted with static); every makespan over CP-SAT's 10-second schedule where it
 was solved, over the lower bound otherwise. Online: --queues queues of 50 tasks, the agent
-deterministic beside `static`, `greedy` and `far`, over the lower bound. CP-SAT's and the
-baselines' figures are the same for every version of a workload's episodes, so they are solved
-once per workload and kept in pretrained/reference/<workload>.json; each agent's figures go to
+deterministic beside `static`, `greedy` and `far`, over the lower bound. CP-SAT's schedules are
+the same for every version of a workload's episodes (the same batches, checked by fingerprint),
+so they are solved once per workload and kept in pretrained/reference/<workload>.json; each
+agent's figures, the baselines' in its version beside them, go to
 its quality.json: a run that stops resumes where it was. Last, pretrained/RESULTS.md is
 written from the quality files in the repository. Pin it with `taskset -c 0`: search and CP-SAT
 get their seconds of one core.
