@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from migsched.cli import SEED_MAX, UPPER_BOUNDS
+from migsched.cli import SEED_MAX
+from migsched.settings import BY_NAME, Setting
 from migsched.training import build_parser, parse_args
 from migsched.versions import REPO_ROOT, VERSIONS, get_version
 from migsched.workloads import WORKLOAD_NAMES
@@ -232,10 +233,13 @@ def prepare(args: argparse.Namespace, scripts: Path = REPO_ROOT) -> Sweep:
     workloads = choose(args.type_tasks, WORKLOAD_NAMES, "--type_tasks")
     n_slots = default_setting(versions, "N") if args.N is None else args.N
     levels = default_setting(versions, "M") if args.M is None else args.M
-    for flag, value in (("seeds", args.seeds), ("num_steps", args.num_steps), ("N", n_slots), ("M", levels), ("eval_episodes", args.eval_episodes)):
-        highest = UPPER_BOUNDS.get(flag, MAX_TRIALS)
-        if not 1 <= value <= highest:
-            raise SweepError(f"--{flag} must be a positive integer" + ("" if value < 1 else f" of at most {highest}") + f", got {value}")
+    seeds = Setting("seeds", "training seeds per trial", "run", int, low=1, high=MAX_TRIALS)
+    for setting, value in (
+        (seeds, args.seeds),
+        *((BY_NAME[f], v) for f, v in (("num_steps", args.num_steps), ("N", n_slots), ("M", levels), ("eval_episodes", args.eval_episodes))),
+    ):
+        if (problem := setting.problem(value)) is not None:
+            raise SweepError(problem)
     if args.eval_freq is not None and args.eval_freq < 0:
         raise SweepError(f"--eval_freq must be 0 (off) or positive, got {args.eval_freq}")
     if not (math.isfinite(args.gpus_per_trial) and args.gpus_per_trial >= 0):
