@@ -1,15 +1,19 @@
-"""Stochastic rollouts per second of the agent's search (`migsched.search`), and the time of one
-self-imitation round's episodes (`pretrain.imitation_demonstrations`).
+"""Stochastic rollouts per second of the agent's search (`migsched.search`), the time of one
+self-imitation round's episodes (`pretrain.imitation_demonstrations`) and of an evaluation's
+deterministic episodes (`evaluation.evaluate`).
 
     OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/search_speed.py --model float=PATH.zip --model direct_reconfig=PATH.zip
         [--N 14] [--M 14] [--queue_len 50] [--type_tasks wide_times] [--limits 0.1,1] [--runs 5] [--imitation 100] [--samples 64] [--epochs 5]
+        [--evaluation 200]
 
 Each run is one search of episode `reset_seed = run` with `time_limit` seconds; its figure is
 `rollouts / seconds` (the deterministic rollout and the final replay included in the seconds, as
 the search reports them), and the table gives the median over `--runs`. With `--imitation K`,
 the seconds of one self-imitation round are printed per model too: `imitation_demonstrations`
 over K episodes with `--samples` rollouts each, then `clone` of its schedules for `--epochs`
-passes (as `train.py --imitation_rounds` does). It uses only the public API, so the same script
+passes (as `train.py --imitation_rounds` does). With `--evaluation K`, the seconds of the agent's
+deterministic episodes 0..K-1 in `evaluate` (as `evaluate.py` and train.py's periodic
+evaluation play them), the median of `--runs`. It uses only the public API, so the same script
 measures any checkout put first on PYTHONPATH. `--queue_len` configures an online model's queue.
 """
 
@@ -23,6 +27,7 @@ from sb3_contrib import MaskablePPO
 
 from migsched import make_env
 from migsched.cli import OneLineParser
+from migsched.evaluation import evaluate
 from migsched.pretrain import clone, imitation_demonstrations
 from migsched.search import search
 from migsched.versions import get_version
@@ -51,6 +56,7 @@ def main() -> None:
     parser.add_argument("--imitation", type=int, default=0, help="episodes of one self-imitation round to time (0: none)")
     parser.add_argument("--samples", type=int, default=64, help="stochastic rollouts per self-imitation episode")
     parser.add_argument("--epochs", type=int, default=5, help="cloning passes over a self-imitation round's schedules")
+    parser.add_argument("--evaluation", type=int, default=0, help="deterministic episodes of the agent in evaluate to time (0: none)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print("| version | seconds per search | rollouts/s (median) | runs |")
@@ -74,6 +80,13 @@ def main() -> None:
                 f"{version}: one self-imitation round, {args.imitation} episodes x {args.samples} samples: episodes {episodes:.2f} s, "
                 f"clone of {len(data)} steps x {args.epochs} epochs {cloned:.2f} s, round {episodes + cloned:.2f} s"
             )
+        if args.evaluation:
+            seconds = []
+            for _ in range(args.runs):
+                began = time.perf_counter()
+                evaluate(version, config, args.type_tasks, args.evaluation, 0, ["agent"], model=model)
+                seconds.append(time.perf_counter() - began)
+            timings.append(f"{version}: evaluation of {args.evaluation} deterministic episodes {statistics.median(seconds):.3f} s (median of {args.runs})")
     for line in timings:
         print(line)
 

@@ -39,11 +39,10 @@ from migsched.cli import (
 from migsched.env import MigSchedEnv
 from migsched.models import TRUST_FLAG, TRUST_HELP, ModelError, first_line, read_facts, write_atomically
 from migsched.policies import BASELINES, make_baseline
-from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import EpisodeResult, run_episode
 from migsched.policies.static import StaticPolicy
 from migsched.replay import Schedule
-from migsched.search import DEFAULT_TEMPERATURE, search
+from migsched.search import DEFAULT_TEMPERATURE, deterministic_episodes, search
 from migsched.versions import get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -72,12 +71,8 @@ class Row:
 
 
 def agent_row(env: MigSchedEnv, model: Any, episode: int, seed: int, samples: int, time_limit: float | None, temperature: float) -> tuple[Row, EpisodeResult]:
-    """The agent on one episode: its deterministic rollout, or with `samples` or `time_limit` the
-    best of a search (`migsched.search` at `temperature`, its sampling seeded with the episode's seed)."""
-    began = time.perf_counter()
-    if not samples and time_limit is None:
-        result = run_episode(env, AgentPolicy(model), seed=seed)
-        return Row(episode, "agent", result.makespan, result.lower_bound, seconds=time.perf_counter() - began), result
+    """The agent's search on one episode: the best of `samples` rollouts and/or `time_limit` seconds
+    (`migsched.search` at `temperature`, its sampling seeded with the episode's seed)."""
     found = search(model, env, samples=samples or None, time_limit=time_limit, seed=seed, reset_seed=seed, temperature=temperature)
     best = found.best
     return Row(episode, "agent", best.makespan, best.lower_bound, seconds=found.seconds, rollouts=found.rollouts), best
@@ -125,11 +120,20 @@ def evaluate(
 ) -> tuple[list[Row], dict[str, dict[int, EpisodeResult]]]:
     """Run every policy on episodes seed, seed+1, ...: the rows and each policy's episode results.
     The agent searches (`samples` rollouts and/or `time_limit` seconds per episode, at
-    `temperature`) if asked."""
+    `temperature`) if asked; otherwise its deterministic episodes are played together
+    (`search.deterministic_episodes`, the same episodes), each row's seconds their mean."""
     env = make_env(version, env_config, type_tasks)
     rows, results = [], {}
     for name in policies:
         results[name] = {}
+        if name == "agent" and not samples and time_limit is None:  # deterministic: the episodes played together
+            began = time.perf_counter()
+            played = deterministic_episodes(model, env, [seed + episode for episode in range(episodes)])
+            seconds = (time.perf_counter() - began) / max(1, episodes)
+            for episode, result in enumerate(played):
+                results[name][episode] = result
+                rows.append(Row(episode, name, result.makespan, result.lower_bound, seconds=seconds))
+            continue
         for episode in progress(range(episodes), episodes, name, "episode"):
             episode_seed = seed + episode
             if name == "cpsat":
@@ -373,7 +377,7 @@ class PeriodicEvaluation:
         """Evaluate `model` (deterministic), log and record the result, keep it if it is the best."""
         import time
 
-        ratio = statistics.mean(run_episode(self.env, AgentPolicy(model), seed=s).ratio for s in self.seeds)
+        ratio = statistics.mean(result.ratio for result in deterministic_episodes(model, self.env, self.seeds))
         minutes = (time.perf_counter() - self.began) / 60
         with open(self.csv_path, "a", newline="") as handle:
             csv.writer(handle).writerow([timesteps, f"{minutes:.3f}", f"{ratio:.6f}", *(f"{v:.6f}" for v in self.baselines.values())])

@@ -24,7 +24,7 @@ import torch
 
 from migsched.cli import progress
 from migsched.policies import make_baseline
-from migsched.search import search
+from migsched.search import EPISODE_LANES, search_episodes
 from migsched.settings import TEACHERS
 from migsched.versions import make_env
 
@@ -102,16 +102,22 @@ def imitation_demonstrations(
     """The agent's best schedule of `episodes` seeded episodes (seeds `first_seed` on), each the
     best of its deterministic rollout and `samples` stochastic ones at `temperature`, step by step as
     `demonstrations` records a teacher's; `teacher_ratio` is their mean makespan / lower bound,
-    `agent_ratio` that of the deterministic rollouts.
-    Raises Stopped as soon as `should_stop()` is true after an episode."""
+    `agent_ratio` that of the deterministic rollouts. Episode k is `search(model, env,
+    samples=samples, seed=seed + k, reset_seed=first_seed + k, batch=samples,
+    temperature=temperature, hindsight=True)`, played with the episodes beside it
+    (`search.search_episodes`). Raises Stopped as soon as `should_stop()` is true after a group of episodes."""
     env = make_env(version, env_config, type_tasks)
     recorder, deterministic = _Recorder(), []
-    for k in progress(range(episodes), episodes, f"self-imitation: best of {samples + 1} rollouts", "episode"):
+    per_call = max(1, EPISODE_LANES // max(1, samples))  # the episodes whose rollouts share one BatchEnv
+    calls = range(0, episodes, per_call)
+    for first in progress(calls, len(calls), f"self-imitation: best of {samples + 1} rollouts", f"x{per_call} episodes"):
         if should_stop():
             raise Stopped
-        best = search(model, env, samples=samples, seed=seed + k, reset_seed=first_seed + k, batch=max(1, samples), temperature=temperature, hindsight=True)
-        deterministic.append(best.deterministic.ratio)
-        recorder.play(env, first_seed + k, iter(best.actions).__next__)
+        ks = range(first, min(first + per_call, episodes))
+        found = search_episodes(model, env, [first_seed + k for k in ks], samples, [seed + k for k in ks], temperature=temperature, hindsight=True)
+        for k, episode in zip(ks, found):
+            deterministic.append(episode.deterministic_makespan / episode.lower_bound)
+            recorder.play(env, first_seed + k, iter(episode.actions).__next__)
     return recorder.demonstrations(agent_ratio=float(np.mean(deterministic)))
 
 

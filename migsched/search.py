@@ -6,6 +6,10 @@ batched forward pass of the policy network per step), and keeps the schedule wit
 makespan. It is anytime: with a time limit it keeps sampling until the limit and returns the
 best so far. Offline versions only: online, a rollout over the whole queue would see tasks
 before they arrive.
+
+`search_episodes` searches many episodes at once (self-imitation's teacher), and
+`deterministic_episodes` plays the agent's deterministic episodes of many seeds together
+(evaluation): both step the episodes in the lanes of one `BatchEnv`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import math
 import pickle
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
 DEFAULT_BATCH = (
     256  # measured on 14-task episodes, one thread, lanes of a BatchEnv: 256 gives 1-10% more rollouts/s than 128 at 0.1 s and 7% more at 1 s (docs/search.md)
 )
+EPISODE_LANES = 1024
+"""Lanes of one `BatchEnv` in `search_episodes`: the episodes whose rollouts are played together."""
 DEFAULT_TEMPERATURE = 3.0
 """Sampling temperature of the stochastic rollouts: trained with a decaying entropy bonus, the
 policies are too sure of themselves, and hotter sampling finds shorter schedules (docs/search.md)."""
@@ -249,6 +256,7 @@ class _PolicyNet:
         if not isinstance(policy.pi_features_extractor, FlattenExtractor):
             raise ValueError(f"search needs MlpPolicy's flatten features extractor, got {type(policy.pi_features_extractor).__name__}")
         policy.set_training_mode(False)
+        self.device = policy.device  # a model training on a GPU is evaluated and imitated there
         # the actor's layers in order, their `forward` called directly: the module-call machinery (hooks) costs more than a small layer
         self.layers = [layer.forward for layer in (*policy.mlp_extractor.policy_net, policy.action_net)]
         space = policy.observation_space
@@ -266,10 +274,10 @@ class _PolicyNet:
             features = np.zeros((obs.shape[0], width), np.float32)
             features[np.arange(obs.shape[0])[:, None], obs + offsets] = 1.0
         with self.torch.inference_mode():
-            x = self.torch.from_numpy(features)
+            x = self.torch.from_numpy(features).to(self.device)
             for layer in self.layers:
                 x = layer(x)
-            return x.numpy()
+            return x.cpu().numpy()
 
     def logits(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """The logits as float64, masked actions at -inf."""
@@ -294,26 +302,55 @@ def _run_batch(
     """Play `size` stochastic rollouts from the start state, in the first `size` lanes of the
     `BatchEnv` `lanes` (all of them loaded with `start`), stepped together. A lane whose rollout
     ends is recorded and from then on given its first valid action (its result is ignored)."""
+    return _run_groups(lanes, start, net, [rng], [size], cap, temperature, deadline)[0]
+
+
+def _run_groups(
+    lanes: BatchEnv,
+    starts: dict[str, Any] | Sequence[dict[str, Any]],
+    net: _PolicyNet,
+    rngs: Sequence[np.random.Generator],
+    sizes: Sequence[int],
+    cap: int,
+    temperature: float,
+    deadline: float,
+) -> list[_BatchOutcome]:
+    """Stochastic rollouts of several groups in one `BatchEnv`: group g holds the next `sizes[g]`
+    lanes, loaded with its start state (`starts`: one dict per lane, or one for all), and draws its
+    lanes' uniforms from `rngs[g]`, for its running lanes in lane order, as `_run_batch` draws them
+    for one group alone. One forward pass per step over every running lane; one outcome per group."""
     from migsched.sampling import sample_lanes
 
-    obs = lanes.reset(options=start)
+    obs = lanes.reset(options=starts)
     masks = lanes.action_masks()
     played = np.zeros((lanes.num_envs, cap), np.int64)
+    group_of = np.repeat(np.arange(len(sizes)), sizes)
     active = np.zeros(lanes.num_envs, bool)
-    active[:size] = True
+    active[: group_of.size] = True
     actions = np.zeros(lanes.num_envs, np.int64)
     makespans: dict[int, tuple[float, int]] = {}  # per finished lane, its makespan and number of steps
 
-    def finished() -> list[tuple[float, list[int]]]:
-        return [(makespans[k][0], played[k, : makespans[k][1]].tolist()) for k in sorted(makespans)]
+    def outcomes(interrupted: bool) -> list[_BatchOutcome]:
+        found: list[_BatchOutcome] = [_BatchOutcome([], 0 if interrupted else int(size), interrupted) for size in sizes]
+        for lane in sorted(makespans):
+            outcome = found[group_of[lane]]
+            outcome.finished.append((makespans[lane][0], played[lane, : makespans[lane][1]].tolist()))
+            if not interrupted:
+                outcome.dropped -= 1
+        return found
 
     recent: deque[float] = deque(maxlen=8)  # the last steps' durations: a step that would end past the deadline is not begun
     for step in range(cap):
         step_began = time.perf_counter()
         if step_began + min(recent, default=0.0) >= deadline:  # the fastest, so steps slowed by a busy machine do not stop the search early
-            return _BatchOutcome(finished(), 0, True)
+            return outcomes(True)
         running = np.flatnonzero(active)
-        sample_lanes(net.forward(obs[running]), masks, running, temperature, rng.random(running.size), actions)
+        if len(rngs) == 1:
+            uniforms = rngs[0].random(running.size)
+        else:
+            counts = np.bincount(group_of[running], minlength=len(rngs))
+            uniforms = np.concatenate([rng.random(count) for rng, count in zip(rngs, counts.tolist())])
+        sample_lanes(net.forward(obs[running]), masks, running, temperature, uniforms, actions)
         played[running, step] = actions[running]
         obs, _, dones, infos = lanes.step(actions)
         masks = lanes.action_masks()
@@ -323,7 +360,124 @@ def _run_batch(
         recent.append(time.perf_counter() - step_began)
         if not active.any():
             break
-    return _BatchOutcome(finished(), int(active.sum()), False)
+    return outcomes(False)
+
+
+def _argmax_lanes(lanes: BatchEnv, starts: Sequence[dict[str, Any]], net: _PolicyNet, cap: int) -> list[tuple[list[int], float] | None]:
+    """The deterministic episode of each start state (lane k loaded with `starts[k]`), played
+    together: every step the argmax of each running lane's masked logits, as
+    `_deterministic_rollout` plays it. Per start its actions and makespan, or None where the
+    episode still runs after `cap` steps (there `AgentPolicy` goes on sampling: the caller plays
+    it on the scalar environment)."""
+    obs = lanes.reset(options=list(starts))
+    masks = lanes.action_masks()
+    played = np.zeros((lanes.num_envs, cap), np.int64)
+    active = np.ones(lanes.num_envs, bool)
+    found: list[tuple[list[int], float] | None] = [None] * lanes.num_envs
+    for step in range(cap):
+        running = np.flatnonzero(active)
+        actions = masks.argmax(axis=1)  # lanes that finished: their first valid action
+        logits = net.forward(obs[running])
+        logits[~masks[running]] = -np.inf
+        actions[running] = logits.argmax(axis=1)
+        played[running, step] = actions[running]
+        obs, _, dones, infos = lanes.step(actions)
+        masks = lanes.action_masks()
+        for lane in np.flatnonzero(dones & active).tolist():
+            found[lane] = played[lane, : step + 1].tolist(), infos[lane]["makespan"]
+            active[lane] = False
+        if not active.any():
+            break
+    return found
+
+
+@dataclass(frozen=True)
+class EpisodeSearch:
+    """What `search_episodes` found on one episode: the makespan and lower bound of the agent's
+    deterministic rollout and of the best schedule, and the best schedule's actions from the start."""
+
+    deterministic_makespan: float
+    best_makespan: float
+    lower_bound: float
+    actions: tuple[int, ...]
+
+
+def search_episodes(
+    model: Any,
+    env: MigSchedEnv,
+    reset_seeds: Sequence[int],
+    samples: int,
+    seeds: Sequence[int],
+    temperature: float = DEFAULT_TEMPERATURE,
+    lanes: int = EPISODE_LANES,
+    hindsight: bool = False,
+) -> list[EpisodeSearch]:
+    """`search(model, env, samples=samples, seed=seeds[k], reset_seed=reset_seeds[k],
+    batch=samples, temperature=temperature)` on every episode k, played many episodes at a time:
+    the deterministic rollouts of up to `lanes` episodes in one `BatchEnv`, then the stochastic
+    rollouts of as many episodes as `lanes` hold (`samples` lanes each, every episode's uniforms
+    drawn from its own generator as its own search draws them). The same rollouts as the
+    searches one by one, up to the rounding of a larger forward pass. `env` ends at the last
+    episode's start."""
+    if env.online and not hindsight:
+        raise ValueError("search is for the offline versions: online, a rollout over the whole queue would see tasks before they arrive")
+    if samples < 0 or lanes < 1 or len(seeds) != len(reset_seeds):
+        raise ValueError(
+            f"samples must be >= 0, lanes >= 1 and one seed per episode, got {samples}, {lanes} and {len(seeds)} seeds for {len(reset_seeds)} episodes"
+        )
+    _warm_up()
+    base = env.unwrapped
+    net = _PolicyNet(model)
+    found: list[EpisodeSearch] = []
+    per_batch = max(1, lanes // max(1, samples))
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for first in range(0, len(reset_seeds), per_batch):
+            batch_seeds = list(reset_seeds[first : first + per_batch])
+            starts, lower_bounds = [], []
+            for reset_seed in batch_seeds:
+                env.reset(seed=reset_seed)
+                starts.append(start_options(base))
+                lower_bounds.append(base.lower_bound)
+            cap = deterministic_steps(len(base.state.tasks))
+            kind = (_version(base), tuple(_env_config(base).items()), base.type_tasks)
+            deterministic = _argmax_lanes(_lanes(*kind, len(starts)), starts, net, cap)
+            for k, played in enumerate(deterministic):
+                if played is None:  # cycling at the cap: AgentPolicy's sampling, on the scalar env
+                    env.reset(seed=batch_seeds[k])
+                    actions, result = _deterministic_rollout(base, model, net, batch_seeds[k], cap)
+                    deterministic[k] = actions, result.makespan
+            best = list(deterministic)
+            if samples:
+                options = [start for start in starts for _ in range(samples)]
+                rngs = [np.random.default_rng([seed, 0]) for seed in seeds[first : first + per_batch]]
+                outcomes = _run_groups(_lanes(*kind, len(options)), options, net, rngs, [samples] * len(starts), cap, float(temperature), math.inf)
+                for k, outcome in enumerate(outcomes):
+                    for makespan, actions in outcome.finished:
+                        if makespan < best[k][1]:
+                            best[k] = actions, makespan
+            for k, (actions, makespan) in enumerate(best):
+                found.append(EpisodeSearch(deterministic[k][1], makespan, lower_bounds[k], tuple(actions)))
+    finally:
+        if collecting:
+            gc.enable()
+    return found
+
+
+def deterministic_episodes(model: Any, env: MigSchedEnv, reset_seeds: Sequence[int], lanes: int = EPISODE_LANES) -> list[EpisodeResult]:
+    """The agent's episode of each seed as `run_episode(env, AgentPolicy(model), seed=s)` plays
+    it, the deterministic rollouts of up to `lanes` episodes played together in a `BatchEnv`; each
+    is then replayed on `env` for its schedule and decision log (online too: these rollouts see
+    only what the agent sees). `env` ends at the last episode's end."""
+    results = []
+    for reset_seed, found in zip(reset_seeds, search_episodes(model, env, reset_seeds, 0, reset_seeds, lanes=lanes, hindsight=True)):
+        env.reset(seed=reset_seed)
+        result = _replay_into(env, list(found.actions))
+        if result.makespan != found.best_makespan:
+            raise RuntimeError(f"replaying episode {reset_seed} gave makespan {result.makespan}, not {found.best_makespan}")
+        results.append(result)
+    return results
 
 
 def _deterministic_rollout(lane: MigSchedEnv, model: Any, net: _PolicyNet, reset_seed: int | None, cap: int) -> tuple[list[int], EpisodeResult]:

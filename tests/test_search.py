@@ -13,9 +13,10 @@ from sb3_contrib import MaskablePPO
 from migsched import VERSIONS
 from migsched import search as search_module
 from migsched.batch import BatchEnv
+from migsched.policies import agent as agent_module
 from migsched.policies.agent import AgentPolicy
 from migsched.policies.base import run_episode
-from migsched.search import _PolicyNet, _run_batch, search, start_options
+from migsched.search import _PolicyNet, _run_batch, deterministic_episodes, search, search_episodes, start_options
 
 OFFLINE = ("float", "direct_reconfig", "one_hot")
 
@@ -216,3 +217,48 @@ def test_sample_lanes_draws_softmax_of_masked_logits_and_steps_idle_lanes_validl
     assert counts[~masks[0]].sum() == 0
     sample_lanes(logits, masks, np.array([0]), 1e-9, np.array([0.999]), actions)
     assert actions[0] == 1  # near zero temperature: the best valid action, the masked 3.0 ignored
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_deterministic_episodes_are_the_agents_episodes_played_together(version) -> None:
+    env = small_env(version)
+    model = small_model(env)
+    seeds = list(range(40, 52))
+    together = deterministic_episodes(model, env, seeds, lanes=5)  # three BatchEnvs, the last one smaller
+    for seed, result in zip(seeds, together):
+        alone = run_episode(env, AgentPolicy(model), seed=seed)
+        assert (result.makespan, result.lower_bound, result.log) == (alone.makespan, alone.lower_bound, alone.log)
+        assert result.schedule == alone.schedule
+
+
+def test_deterministic_episodes_past_the_step_cap_sample_as_the_agent_does(monkeypatch) -> None:
+    env = small_env("direct_reconfig")
+    model = small_model(env)
+    for module in (search_module, agent_module):  # two argmax steps, then the seeded sampling of AgentPolicy
+        monkeypatch.setattr(module, "deterministic_steps", lambda n_tasks: 2)
+    seeds = [3, 4, 5]
+    together = deterministic_episodes(model, env, seeds)
+    alone = [run_episode(env, AgentPolicy(model), seed=seed) for seed in seeds]
+    assert [r.log for r in together] == [r.log for r in alone]
+    assert all(len(r.log) > 2 for r in alone)
+
+
+@pytest.mark.parametrize("version", ["float", "online"])
+def test_search_episodes_are_the_searches_one_by_one(version) -> None:
+    env = small_env(version)
+    model = small_model(env)
+    reset_seeds, seeds = [10, 11, 12, 13, 14], [7, 8, 9, 10, 11]
+    together = search_episodes(model, env, reset_seeds, 6, seeds, temperature=1.5, lanes=13, hindsight=True)  # two episodes per BatchEnv
+    for reset_seed, seed, found in zip(reset_seeds, seeds, together):
+        alone = search(model, env, samples=6, seed=seed, reset_seed=reset_seed, batch=6, temperature=1.5, hindsight=True)
+        assert found.actions == alone.actions
+        assert (found.best_makespan, found.deterministic_makespan, found.lower_bound) == (
+            alone.best.makespan,
+            alone.deterministic.makespan,
+            alone.best.lower_bound,
+        )
+    with pytest.raises(ValueError, match="one seed per episode"):
+        search_episodes(model, env, reset_seeds, 6, seeds[:2], hindsight=True)
+    if version == "online":
+        with pytest.raises(ValueError, match="offline versions"):
+            search_episodes(model, env, reset_seeds, 6, seeds)
