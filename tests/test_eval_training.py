@@ -131,14 +131,16 @@ def test_preset_fast_online_clones_static_learns_slowly_and_picks_the_reward_per
     assert parse_args("online", ["--preset", "fast"]).reward == "real"  # the default workload, good_scaling, is one of those with real
 
 
-def test_preset_fast_replaces_ppo_by_self_imitation_on_online_wide_times_and_direct_reconfig_but_good_scaling() -> None:
+def test_preset_fast_replaces_ppo_by_self_imitation_on_wide_times_and_direct_reconfig_but_good_scaling() -> None:
     settings = ("stages", "learning_rate", "imitation_rounds", "imitation_learning_rate", "pretrain")
-    for version in ("online", "float", "direct_reconfig"):
+    for version in VERSIONS:
         for workload in WORKLOAD_NAMES:
             args = parse_args(version, ["--preset", "fast", "--type_tasks", workload])
             if (version, workload) == ("online", "wide_times"):  # the clone of static (at PPO's learning rate), then 10 rounds
                 assert tuple(getattr(args, name) for name in settings) == ("clone,self_imitation", 1e-4, 10, 3e-4, "static")
-            elif version == "direct_reconfig" and workload != "good_scaling":  # the clone of greedy, then as many rounds as the minutes hold
+            elif (version == "direct_reconfig" and workload != "good_scaling") or (version != "online" and workload == "wide_times"):
+                # the clone of 20,000 greedy episodes, then as many rounds as the minutes hold
+                assert (args.pretrain_episodes, args.pretrain_epochs) == (20_000, 10)
                 assert tuple(getattr(args, name) for name in settings) == ("clone,self_imitation", 1e-3, 1000, 3e-4, "greedy")
             else:
                 assert args.stages == "clone,ppo" and args.imitation_rounds == 0 and args.num_steps == 200_000_000
@@ -177,7 +179,7 @@ def test_preset_fast_float_and_direct_reconfig_clone_greedy_unless_told_none() -
     ("version", "with_real"),
     [
         ("direct_reconfig", {"mix_scaling_extreme", "mix_scaling_soft"}),
-        ("float", {"mix_scaling_soft", "wide_times"}),
+        ("float", {"mix_scaling_soft"}),
         ("online", {"good_scaling", "bad_scaling"}),
     ],
 )
@@ -193,7 +195,9 @@ def test_preset_fast_trains_the_workloads_where_real_won_with_the_real_reward(ve
     ("version", "larger"),
     [
         ("direct_reconfig", {"bad_scaling": 20000, "mix_scaling_extreme": 20000, "mix_scaling_soft": 20000, "wide_times": 20000}),
-        ("float", {"bad_scaling": 10000, "wide_times": 10000}),
+        ("float", {"bad_scaling": 10000, "wide_times": 20000}),
+        ("entropy", {"wide_times": 20000}),
+        ("one_hot", {"wide_times": 20000}),
     ],
 )
 def test_preset_fast_clones_more_teacher_episodes_fewer_times_where_that_was_measured(version: str, larger: dict[str, int]) -> None:
