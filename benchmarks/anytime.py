@@ -40,7 +40,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from migsched.cli import OneLineParser
+from migsched.cli import OneLineParser, model_file
 from migsched.evaluation import batch_id, load_model, schedule_hint
 from migsched.models import TRUST_FLAG, TRUST_HELP
 from migsched.policies import make_baseline
@@ -91,7 +91,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(prog="anytime.py", description=__doc__.splitlines()[0])
     parser.add_argument("--version", choices=[v for v in VERSIONS if get_version(v).offline], required=True, help="an offline version")
     parser.add_argument("--type_tasks", choices=WORKLOAD_NAMES, required=True, help="the workload of the episodes")
-    parser.add_argument("--model", help="trained model of --version, its zip or weights-only .pt (without it: baselines and CP-SAT only)")
+    parser.add_argument(
+        "--model",
+        type=model_file,
+        help="trained model of --version: its zip, weights-only .pt or pretrained:<version>/<workload> (without it: baselines and CP-SAT only)",
+    )
     parser.add_argument(TRUST_FLAG, action="store_true", help=f"with --model: {TRUST_HELP}")
     parser.add_argument("--episodes", type=int, default=40, help="seeded episodes (batches)")
     parser.add_argument("--seed", dest="first_seed", type=int, default=1000, help="seed of the first episode; episode k uses seed + k (default 1000)")

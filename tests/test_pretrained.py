@@ -4,8 +4,10 @@ schedules an episode, and is the file its measured quality was measured on."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,12 @@ def test_a_wrong_pretrained_name_is_one_line_and_exit_2(capsys: pytest.CaptureFi
 def test_the_python_api_takes_a_pretrained_name() -> None:
     result = migsched.schedule("pretrained:direct_reconfig/wide_times", TASKS)
     assert result.version == "direct_reconfig" and result.makespan >= result.lower_bound
+
+
+def test_the_anytime_benchmark_takes_a_pretrained_name() -> None:
+    spec = importlib.util.spec_from_file_location("benchmark_anytime_pretrained", REPO_ROOT / "benchmarks" / "anytime.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    args = module.parse_args(["--version", "float", "--type_tasks", "wide_times", "--model", "pretrained:float/wide_times"])
+    assert Path(args.model) == agent_folder("float", "wide_times") / AGENT_FILE

@@ -37,7 +37,7 @@ from migsched.versions import get_version
 psutil = pytest.importorskip("psutil", reason="psutil lists Ray's sockets; Ray vendors it and puts it on sys.path on import")
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 2048  # one rollout of --preset fast
-VERSIONS, WORKLOADS = ("float", "entropy"), ("wide_times",)  # 2 x 1 x 2 batch sizes: four trials, half of them crashing
+VERSIONS, WORKLOADS = ("float", "entropy"), ("good_scaling",)  # 2 x 1 x 2 batch sizes: four trials, half of them crashing
 EPISODES = 3
 
 
@@ -144,10 +144,10 @@ def test_a_trial_takes_its_model_and_figures_from_train_pys_record(tmp_path: Pat
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     (tmp_path / "versions" / "float").mkdir(parents=True)
     (tmp_path / "versions" / "float" / "train.py").write_text(SILENT_TRAIN)
-    spec = Trial("float", "wide_times", 0, ()).spec()
+    spec = Trial("float", "good_scaling", 0, ()).spec()
     record = trial_record(spec, trial_settings(tmp_path / "out", tmp_path / "versions"))
     assert record["status"] == "ok", record["log_tail"]
-    assert record["model"] == str(tmp_path / "versions" / "float" / "trained_models" / f"bs3_N=3_M=4_s={STEPS}_30min_wide_times.zip")
+    assert record["model"] == str(tmp_path / "versions" / "float" / "trained_models" / f"bs3_N=3_M=4_s={STEPS}_30min_good_scaling.zip")
     assert Path(record["model"]).is_file() and record["best_model"] is None and record["best"] is None
     assert record["training"]["timesteps"] == STEPS and record["wall_clock_s"] == record["training"]["wall_clock_s"] > 0
     assert len(record["final"]["makespan"]) == EPISODES
@@ -157,10 +157,10 @@ def test_a_trial_takes_its_model_and_figures_from_train_pys_record(tmp_path: Pat
 def test_a_trial_without_a_record_fails_even_with_an_old_one_there(tmp_path: Path) -> None:
     (tmp_path / "versions" / "float").mkdir(parents=True)
     (tmp_path / "versions" / "float" / "train.py").write_text('print("model saved: /nowhere/printed.zip")\n')
-    stale = tmp_path / "out" / "records" / "float-wide_times-seed0.json"
+    stale = tmp_path / "out" / "records" / "float-good_scaling-seed0.json"
     stale.parent.mkdir(parents=True)
     stale.write_text(json.dumps({"status": "finished", "model": "/nowhere/old.zip"}))
-    record = trial_record(Trial("float", "wide_times", 0, ()).spec(), trial_settings(tmp_path / "out", tmp_path / "versions"))
+    record = trial_record(Trial("float", "good_scaling", 0, ()).spec(), trial_settings(tmp_path / "out", tmp_path / "versions"))
     assert record["status"] == "failed" and record["model"] is None
     assert record["error"] == f"train.py wrote no record to {stale}"
     assert record["log_tail"] == "model saved: /nowhere/printed.zip\n"
@@ -413,7 +413,7 @@ def test_sigterm_stops_the_sweep_as_sigint_does(tmp_path: Path) -> None:
     scripts = tmp_path / "versions"
     version_copy("float", scripts)
     grid, out = write(tmp_path / "grid.yaml", "pretrain: none\n"), tmp_path / "out"
-    argv = ["--version", "float", "--type_tasks", "wide_times", "--seeds", "4", "--num_steps", str(STEPS), "--N", "3", "--M", "4", "--preset", "fast"]
+    argv = ["--version", "float", "--type_tasks", "good_scaling", "--seeds", "4", "--num_steps", str(STEPS), "--N", "3", "--M", "4", "--preset", "fast"]
     argv += ["--grid", grid, "--eval_freq", "0", "--eval_episodes", str(EPISODES), "--no_cpsat", "--out", str(out)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", RAY_ADDRESS="")
     process = subprocess.Popen([sys.executable, "-c", SWEEP, str(scripts), *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

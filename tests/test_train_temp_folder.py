@@ -23,7 +23,7 @@ def test_a_training_run_leaves_no_sb3_folder_in_the_temporary_folder(tmp_path: P
         "--M",
         "4",
         "--type_tasks",
-        "wide_times",
+        "good_scaling",
         "--preset",
         "fast",
         "--pretrain",
