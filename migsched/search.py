@@ -413,12 +413,12 @@ def search_episodes(
     hindsight: bool = False,
 ) -> list[EpisodeSearch]:
     """`search(model, env, samples=samples, seed=seeds[k], reset_seed=reset_seeds[k],
-    batch=samples, temperature=temperature)` on every episode k, played many episodes at a time:
-    the deterministic rollouts of up to `lanes` episodes in one `BatchEnv`, then the stochastic
-    rollouts of as many episodes as `lanes` hold (`samples` lanes each, every episode's uniforms
-    drawn from its own generator as its own search draws them). The same rollouts as the
-    searches one by one, up to the rounding of a larger forward pass. `env` ends at the last
-    episode's start."""
+    batch=samples, temperature=temperature)` on every episode k, in groups of as many episodes as
+    `lanes` hold at `samples` lanes each (`lanes` episodes when `samples` is 0): a group's
+    deterministic rollouts in one `BatchEnv`, then its stochastic rollouts in another, every
+    episode's uniforms drawn from its own generator as its own search draws them. The same
+    rollouts as the searches one by one, up to the rounding of a larger forward pass. `env` is
+    reset (and stepped, for a rollout at the cap) along the way: reset it before using it."""
     if env.online and not hindsight:
         raise ValueError("search is for the offline versions: online, a rollout over the whole queue would see tasks before they arrive")
     if samples < 0 or lanes < 1 or len(seeds) != len(reset_seeds):
