@@ -6,10 +6,12 @@ import csv
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import small_env
+import torch
+from conftest import benchmark_module, small_env
 from sb3_contrib import MaskablePPO
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,24 +117,60 @@ def test_anytime_writes_the_csv_and_the_plot(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
-def test_anytime_refuses_cpsat_rows_of_other_batches_hints_or_limits(tmp_path: Path) -> None:
+@pytest.fixture
+def anytime_main() -> Iterator[Callable[[list[str]], int]]:
+    """benchmarks/anytime.py's main, run in this process (it sets torch to one thread: restored after)."""
+    threads = torch.get_num_threads()
+    yield benchmark_module("anytime").main
+    torch.set_num_threads(threads)
+
+
+def test_anytime_refuses_cpsat_rows_of_other_batches_hints_or_limits(tmp_path: Path, anytime_main: Callable[[list[str]], int]) -> None:
     out = tmp_path / "run"
-    anytime("--type_tasks", "mix_scaling_soft", "--N", "4", "--M", "5", "--episodes", "1", "--limits", "0.01", "--reference", "0.1", "--out", str(out))
+    anytime_main(
+        [
+            "--version",
+            "float",
+            "--type_tasks",
+            "mix_scaling_soft",
+            "--N",
+            "4",
+            "--M",
+            "5",
+            "--episodes",
+            "1",
+            "--limits",
+            "0.01",
+            "--reference",
+            "0.1",
+            "--out",
+            str(out),
+        ]
+    )
     reused = ["--cpsat_from", str(out / "anytime.csv"), "--out", str(tmp_path / "x"), "--N", "4", "--M", "5", "--episodes", "1", "--reference", "0.1"]
-    for flags, message in (
-        (["--type_tasks", "bad_scaling", "--limits", "0.01"], "is another batch"),
-        (["--type_tasks", "mix_scaling_soft", "--limits", "0.02"], "has no cpsat row for seed 1000 at 0.02 s"),
-        (["--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--seed", "7"], "has no cpsat_reference row for seed 7"),
-    ):
-        result = anytime(*flags, *reused, check=False)
-        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
-        assert result.stderr.count("\n") == 1
-    # Same batch, but direct_reconfig's static schedule differs from float's on seed 1000: CP-SAT was hinted otherwise.
-    result = anytime("--type_tasks", "mix_scaling_soft", "--limits", "0.01", *reused, check=False, version="direct_reconfig")
-    assert result.returncode != 0 and "was hinted with another static schedule" in result.stderr and "Traceback" not in result.stderr
-    (tmp_path / "bad.csv").write_text("not,a,csv\n1,2\n")
-    (tmp_path / "old.csv").write_text((out / "anytime.csv").read_text().replace(",batch", ","))
-    (tmp_path / "unhinted.csv").write_text((out / "anytime.csv").read_text().replace(",hint", ","))
-    for bad in ("bad.csv", "old.csv", "unhinted.csv"):
-        result = anytime("--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--cpsat_from", str(tmp_path / bad), "--N", "4", "--M", "5", check=False)
-        assert result.returncode != 0 and "is not an anytime.csv" in result.stderr and "Traceback" not in result.stderr
+    # The command line: a non-zero exit and one line on stderr, no traceback.
+    result = anytime("--type_tasks", "bad_scaling", "--limits", "0.01", *reused, check=False)
+    assert result.returncode != 0 and "is another batch" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    bad_csvs = {
+        "bad.csv": "not,a,csv\n1,2\n",
+        "old.csv": (out / "anytime.csv").read_text().replace(",batch", ","),
+        "unhinted.csv": (out / "anytime.csv").read_text().replace(",hint", ","),
+    }
+    for name, text in bad_csvs.items():
+        (tmp_path / name).write_text(text)
+    cases = [
+        (["--type_tasks", "mix_scaling_soft", "--limits", "0.02", *reused], "has no cpsat row for seed 1000 at 0.02 s"),
+        (["--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--seed", "7", *reused], "has no cpsat_reference row for seed 7"),
+        # Same batch, but direct_reconfig's static schedule differs from float's on seed 1000: CP-SAT was hinted otherwise.
+        (["--type_tasks", "mix_scaling_soft", "--limits", "0.01", *reused, "--version", "direct_reconfig"], "was hinted with another static schedule"),
+        *(
+            (["--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--cpsat_from", str(tmp_path / name), "--N", "4", "--M", "5"], "is not an anytime.csv")
+            for name in bad_csvs
+        ),
+    ]
+    for flags, message in cases:
+        argv = flags if "--version" in flags else ["--version", "float", *flags]
+        with pytest.raises(SystemExit) as refused:
+            anytime_main(argv)
+        assert message in str(refused.value.code) and "\n" not in str(refused.value.code)

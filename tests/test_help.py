@@ -4,13 +4,11 @@ version's commands offer no flag it refuses."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, benchmark_module
 
 from migsched import VERSIONS, evaluation, plots, scheduling, sweep, training
 from migsched.cli import OneLineParser
@@ -25,10 +23,7 @@ class Captured(Exception):
 
 def benchmark(name: str) -> Callable[[], object]:
     """The entry point (`parse_args` or `main`) of benchmarks/<name>.py."""
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = benchmark_module(name)
     return getattr(module, "parse_args", None) or module.main
 
 

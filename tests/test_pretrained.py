@@ -4,13 +4,12 @@ schedules an episode, and is the file its measured quality was measured on."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import benchmark_module
 
 import migsched
 from migsched.__main__ import main as migsched_main
@@ -92,9 +91,5 @@ def test_the_python_api_takes_a_pretrained_name() -> None:
 
 
 def test_the_anytime_benchmark_takes_a_pretrained_name() -> None:
-    spec = importlib.util.spec_from_file_location("benchmark_anytime_pretrained", REPO_ROOT / "benchmarks" / "anytime.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    args = module.parse_args(["--version", "float", "--type_tasks", "wide_times", "--model", "pretrained:float/wide_times"])
+    args = benchmark_module("anytime").parse_args(["--version", "float", "--type_tasks", "wide_times", "--model", "pretrained:float/wide_times"])
     assert Path(args.model) == agent_folder("float", "wide_times") / AGENT_FILE
