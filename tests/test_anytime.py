@@ -127,26 +127,7 @@ def anytime_main() -> Iterator[Callable[[list[str]], int]]:
 
 def test_anytime_refuses_cpsat_rows_of_other_batches_hints_or_limits(tmp_path: Path, anytime_main: Callable[[list[str]], int]) -> None:
     out = tmp_path / "run"
-    anytime_main(
-        [
-            "--version",
-            "float",
-            "--type_tasks",
-            "mix_scaling_soft",
-            "--N",
-            "4",
-            "--M",
-            "5",
-            "--episodes",
-            "1",
-            "--limits",
-            "0.01",
-            "--reference",
-            "0.1",
-            "--out",
-            str(out),
-        ]
-    )
+    anytime_main([*"--version float --type_tasks mix_scaling_soft --N 4 --M 5 --episodes 1 --limits 0.01 --reference 0.1".split(), "--out", str(out)])
     reused = ["--cpsat_from", str(out / "anytime.csv"), "--out", str(tmp_path / "x"), "--N", "4", "--M", "5", "--episodes", "1", "--reference", "0.1"]
     # The command line: a non-zero exit and one line on stderr, no traceback.
     result = anytime("--type_tasks", "bad_scaling", "--limits", "0.01", *reused, check=False)
@@ -160,17 +141,20 @@ def test_anytime_refuses_cpsat_rows_of_other_batches_hints_or_limits(tmp_path: P
     for name, text in bad_csvs.items():
         (tmp_path / name).write_text(text)
     cases = [
-        (["--type_tasks", "mix_scaling_soft", "--limits", "0.02", *reused], "has no cpsat row for seed 1000 at 0.02 s"),
-        (["--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--seed", "7", *reused], "has no cpsat_reference row for seed 7"),
+        ("float", ["--type_tasks", "mix_scaling_soft", "--limits", "0.02", *reused], "has no cpsat row for seed 1000 at 0.02 s"),
+        ("float", ["--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--seed", "7", *reused], "has no cpsat_reference row for seed 7"),
         # Same batch, but direct_reconfig's static schedule differs from float's on seed 1000: CP-SAT was hinted otherwise.
-        (["--type_tasks", "mix_scaling_soft", "--limits", "0.01", *reused, "--version", "direct_reconfig"], "was hinted with another static schedule"),
+        ("direct_reconfig", ["--type_tasks", "mix_scaling_soft", "--limits", "0.01", *reused], "was hinted with another static schedule"),
         *(
-            (["--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--cpsat_from", str(tmp_path / name), "--N", "4", "--M", "5"], "is not an anytime.csv")
+            (
+                "float",
+                ["--type_tasks", "mix_scaling_soft", "--limits", "0.01", "--cpsat_from", str(tmp_path / name), "--N", "4", "--M", "5"],
+                "is not an anytime.csv",
+            )
             for name in bad_csvs
         ),
     ]
-    for flags, message in cases:
-        argv = flags if "--version" in flags else ["--version", "float", *flags]
+    for version, flags, message in cases:
         with pytest.raises(SystemExit) as refused:
-            anytime_main(argv)
+            anytime_main(["--version", version, *flags])
         assert message in str(refused.value.code) and "\n" not in str(refused.value.code)
