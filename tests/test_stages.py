@@ -78,6 +78,8 @@ def test_the_stages_flag_is_checked_and_the_default_recipe_follows_the_original_
         (["--stages", "ppo,clone"], "clone warms up a new model"),
         (["--minutes", "0"], "--minutes must be positive and finite"),
         (["--save_rounds", "-1"], "--save_rounds must be 0 (never) or a positive integer"),
+        (["--stages", "clone,self_imitation", "--pretrain", "greedy", "--imitation_rounds", "3", "--num_steps", "4096"], "--num_steps budgets PPO"),
+        (["--preset", "fast", "--num_steps", "4096"], "which this run's stages (clone,self_imitation) leave out"),
     ]:
         with pytest.raises(SystemExit):
             parse_args("float", argv)

@@ -29,7 +29,20 @@ import ray
 from conftest import version_copy
 
 from migsched.sweep import main, parse_args, start_local_ray, start_ray
-from migsched.sweep.plan import SET_BY_SWEEP, SweepError, Trial, check_grid, env_config, is_switch, load_grid, plan, prepare, train_argv, train_flags
+from migsched.sweep.plan import (
+    SET_BY_SWEEP,
+    SweepError,
+    Trial,
+    check_grid,
+    env_config,
+    is_switch,
+    load_grid,
+    plan,
+    ppo_stages,
+    prepare,
+    train_argv,
+    train_flags,
+)
 from migsched.sweep.report import summary_table, trial_row
 from migsched.sweep.trial import trial_record
 from migsched.versions import get_version
@@ -60,8 +73,20 @@ def test_train_argv_sets_the_sweeps_flags_then_the_grid_setting() -> None:
     argv = train_argv(spec, settings, Path("/o/records/t.json"))
     assert argv == [
         "--num_steps", "5000", "--N", "3", "--M", "4", "--type_tasks", "bad_scaling", "--seed", "2", "--device", "cpu",
-        "--eval_episodes", "7", "--record", "/o/records/t.json", "--preset", "fast", "--net_arch", "64,64", "--ortho",
+        "--eval_episodes", "7", "--record", "/o/records/t.json", "--preset", "fast", "--stages", "clone,ppo", "--net_arch", "64,64", "--ortho",
     ]  # fmt: skip
+
+
+def test_every_trial_trains_ppo_for_the_sweeps_steps_whatever_the_presets_recipe() -> None:
+    def stages(version: str, preset: str | None, **grid: str) -> list[str]:
+        return ppo_stages(Trial(version, "mix_scaling_soft", 0, tuple(grid.items())).spec(), preset)
+
+    assert get_version("float").settings("fast", "mix_scaling_soft")["stages"] == "clone,self_imitation"  # no PPO in the recipe itself
+    assert stages("float", "fast") == ["--stages", "clone,ppo"]  # the preset clones greedy first
+    assert stages("float", "fast", pretrain="none") == ["--stages", "ppo"]
+    assert stages("float", None) == ["--stages", "ppo"]  # the original's PPO alone
+    assert stages("online", None, pretrain="static") == ["--stages", "clone,ppo"]
+    assert stages("float", "fast", stages="clone,ppo:0.5,self_imitation") == []  # the grid's own recipe
 
 
 def write(path: Path, text: str) -> str:

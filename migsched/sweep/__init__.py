@@ -57,7 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_steps", type=int, required=True, help="training timesteps per trial")
     parser.add_argument("--N", type=int, help=f"ready task slots (default: {yaml_default('N')})")
     parser.add_argument("--M", type=int, help=f"discretization levels (default: {yaml_default('M')})")
-    parser.add_argument("--preset", help="train.py --preset for every trial (e.g. fast)")
+    parser.add_argument("--preset", help="train.py --preset for every trial (e.g. fast: its PPO settings, after its clone)")
     parser.add_argument("--grid", help="YAML file of train.py flags to sweep (see sweeps/example_grid.yaml)")
     parser.add_argument("--eval_freq", type=int, help="train.py --eval_freq: evaluations during training, which keep the best checkpoint (default: train.py's)")
     parser.add_argument("--eval_episodes", type=int, default=20, help="seeded episodes of the final evaluation (and of train.py's) (default 20)")

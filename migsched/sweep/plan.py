@@ -164,6 +164,17 @@ def default_setting(versions: Sequence[str], name: str) -> int:
     return values.pop()
 
 
+def ppo_stages(spec: dict[str, Any], preset: str | None) -> list[str]:
+    """A sweep trains PPO for its --num_steps, whatever the preset's recipe: `--stages clone,ppo`
+    where the trial clones a teacher first (its grid's --pretrain, else the preset's), `ppo`
+    where it does not; nothing where its grid sets the stages itself."""
+    chosen = spec["hyperparameters"]
+    if "stages" in chosen:
+        return []
+    teacher = chosen.get("pretrain", get_version(spec["version"]).settings(preset, spec["workload"]).get("pretrain"))
+    return ["--stages", "ppo" if teacher in (None, "none") else "clone,ppo"]
+
+
 def train_argv(spec: dict[str, Any], settings: dict[str, Any], record: Path) -> list[str]:
     """The train.py flags of a trial: the sweep's, then its grid setting."""
     argv: list[Any] = [
@@ -180,6 +191,7 @@ def train_argv(spec: dict[str, Any], settings: dict[str, Any], record: Path) -> 
     ]
     argv += ["--device", settings["device"], "--eval_episodes", settings["eval_episodes"], "--record", record]
     argv += ["--preset", settings["preset"]] if settings["preset"] else []
+    argv += ppo_stages(spec, settings["preset"])
     argv += ["--eval_freq", settings["eval_freq"]] if settings["eval_freq"] is not None else []
     for key, value in spec["hyperparameters"].items():
         if key in settings["switches"]:
