@@ -64,6 +64,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
     parser.add_argument("--preset", choices=("fast", "none"), default="fast", help="train.py --preset, or none for the defaults")
     parser.add_argument("--pretrain", choices=(*TEACHERS, "none"), help="train.py --pretrain (none: no clone, whatever the preset says)")
+    parser.add_argument("--stages", help="train.py --stages, e.g. clone,ppo (default: the preset's recipe)")
     parser.add_argument("--learning_rate", help="train.py --learning_rate, e.g. 0.001 or lin_0.001 (default: the preset's)")
     parser.add_argument("--ent_coef", help="train.py --ent_coef, e.g. 0.01,0.001,0 (default: the version's)")
     parser.add_argument("--num_steps", type=int, help="train.py --num_steps (default: the version's; the minutes end the run first)")
@@ -108,6 +109,7 @@ def train(args: argparse.Namespace, log_path: Path) -> list[tuple[float, int, Pa
     argv += ["--num_steps", str(args.num_steps)] if args.num_steps else []
     argv += ["--preset", args.preset] if args.preset != "none" else []
     argv += ["--pretrain", args.pretrain] if args.pretrain else []
+    argv += ["--stages", args.stages] if args.stages else []
     argv += ["--learning_rate", args.learning_rate] if args.learning_rate else []
     argv += ["--ent_coef", args.ent_coef] if args.ent_coef else []
     began = time.perf_counter()
