@@ -169,7 +169,7 @@ def test_a_trial_takes_its_model_and_figures_from_train_pys_record(tmp_path: Pat
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     (tmp_path / "versions" / "float").mkdir(parents=True)
     (tmp_path / "versions" / "float" / "train.py").write_text(SILENT_TRAIN)
-    spec = Trial("float", "good_scaling", 0, ()).spec()
+    spec = Trial("float", "good_scaling", 0, (("pretrain_episodes", 100),)).spec()  # not the preset's 20,000: a minute of cloning
     record = trial_record(spec, trial_settings(tmp_path / "out", tmp_path / "versions"))
     assert record["status"] == "ok", record["log_tail"]
     assert record["model"] == str(tmp_path / "versions" / "float" / "trained_models" / f"bs3_N=3_M=4_s={STEPS}_30min_good_scaling.zip")
@@ -490,14 +490,15 @@ if sys.argv[sys.argv.index("--batch_size") + 1] == "256":
 
 @pytest.fixture(scope="module")
 def sweep(ray_session, tmp_path_factory: pytest.TempPathFactory):
-    """2 versions x 2 workloads x 1 seed x batch sizes 512 and 256 (whose runs crash), then the
+    """2 versions x 2 workloads x 1 seed x batch sizes 512 and 256 (whose runs crash), clones of 100 episodes, then the
     same sweep resumed, with copies of the versions' scripts; yields both runs' statuses and outputs."""
     folder = tmp_path_factory.mktemp("sweep")
     scripts = folder / "versions"
     for version in VERSIONS:
         script = version_copy(version, scripts) / "train.py"
         script.write_text(CRASH_ON_256 + script.read_text())
-    out, grid = folder / "out", write(folder / "grid.yaml", "batch_size: [512, 256]\n")
+    out = folder / "out"
+    grid = write(folder / "grid.yaml", "batch_size: [512, 256]\npretrain_episodes: 100  # not the preset's 20,000: a minute per trial\n")
     runs = {}
     for name, extra in (("first", []), ("resumed", ["--resume"])):
         before = {p.name: p.stat().st_mtime_ns for p in (out / "logs").glob("*.log")} if out.exists() else {}
@@ -512,7 +513,7 @@ def test_the_sweep_writes_one_row_per_trial(sweep) -> None:
     assert first["status"] == 1, "some trials failed"
     assert json.loads((out / "sweep.json").read_text())["command"] == ["sweep.py", *sweep_argv(out, str(out.parent / "grid.yaml"))]
     rows = first["rows"]
-    assert sorted(r["trial"] for r in rows) == sorted(t.id for t in plan(VERSIONS, WORKLOADS, 1, {"batch_size": [512, 256]}))
+    assert sorted(r["trial"] for r in rows) == sorted(t.id for t in plan(VERSIONS, WORKLOADS, 1, {"batch_size": [512, 256], "pretrain_episodes": [100]}))
     ok = [r for r in rows if r["batch_size"] == "512"]
     assert [r["status"] for r in ok] == ["ok"] * len(VERSIONS) * len(WORKLOADS)
     for row in ok:
@@ -533,7 +534,7 @@ def test_the_trial_and_the_baselines_play_the_same_episodes(sweep) -> None:
     for version in VERSIONS:
         for workload in WORKLOADS:
             baselines = json.loads((out / "baselines" / f"{version}-{workload}.json").read_text())
-            trial = json.loads((out / "results" / f"{version}-{workload}-seed0-batch_size=512.json").read_text())
+            trial = json.loads((out / "results" / f"{version}-{workload}-seed0-batch_size=512-pretrain_episodes=100.json").read_text())
             assert trial["final"]["lower_bound"] == baselines["lower_bound"] == trial["best"]["lower_bound"]
             assert trial["training"]["status"] == "finished" and trial["training"]["timesteps"] == STEPS
             assert trial["model"] == trial["training"]["model"] and trial["best_model"] == trial["training"]["best_evaluation"]["model"]
