@@ -1,12 +1,14 @@
 """Train and measure the pretrained agents in pretrained/<version>/<workload>/.
 
-    python benchmarks/pretrained.py train [--version V,...] [--type_tasks W,...] [--minutes 30] [--seed 0] [--cores 0,1] [--force]
-    python benchmarks/pretrained.py measure [--version V,...] [--type_tasks W,...] [--episodes 200] [--cpsat_episodes 40] [--seed 30000]
+    python benchmarks/pretrained.py train [--version V,...] [--type_tasks W,...] [--minutes 30] [--seed 0] [--cores 0,1] [--force] [--folder pretrained]
+    python benchmarks/pretrained.py measure [--version V,...] [--type_tasks W,...] [--episodes 200] [--cpsat_episodes 40] [--seed 30000] [--folder pretrained]
 
 `train` runs each version's recommended recipe (`train.py --preset fast --minutes T`, N=14,
 M=14) in a scratch copy of the version folder, one run per core of --cores, each pinned to its
 core with one torch thread, and copies the final weights-only `.pt` and the run's record into
-the agent's folder. Agents already there are kept unless --force.
+the agent's folder. Agents already there are kept unless --force. `--folder` puts the agents
+(and RESULTS.md) elsewhere than pretrained/: the check of a recipe with another training seed is
+`train --seed 1 --folder results/seed1`, then `measure --folder results/seed1`.
 
 `measure` plays fresh seeded episodes nobody tuned a recipe on (seeds from --seed on).
 Offline: --episodes episodes with `static`, `greedy`, `far`, the agent deterministic and with
@@ -17,8 +19,8 @@ deterministic beside `static`, `greedy` and `far`, over the lower bound. CP-SAT'
 the same for every version of a workload's episodes (the same batches, checked by fingerprint),
 so they are solved once per workload and kept in pretrained/reference/<workload>.json; each
 agent's figures, the baselines' in its version beside them, go to
-its quality.json: a run that stops resumes where it was. Last, pretrained/RESULTS.md is
-written from the quality files in the repository. Pin it with `taskset -c 0`: search and CP-SAT
+its quality.json: a run that stops resumes where it was. Last, RESULTS.md is written
+from the quality files of the folder. Pin it with `taskset -c 0`: search and CP-SAT
 get their seconds of one core.
 """
 
@@ -42,7 +44,7 @@ import numpy as np
 from migsched.cli import OneLineParser
 from migsched.evaluation import batch_id
 from migsched.models import write_atomically
-from migsched.pretrained import AGENT_FILE, PRETRAINED_FOLDER, QUALITY_FILE, RECORD_FILE, agent_folder
+from migsched.pretrained import AGENT_FILE, PRETRAINED_FOLDER, QUALITY_FILE, RECORD_FILE
 from migsched.versions import REPO_ROOT, VERSIONS, get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -87,7 +89,7 @@ def start_training(version: str, workload: str, minutes: float, seed: int, core:
     return process, log
 
 
-def collect(version: str, workload: str, log: Path) -> str:
+def collect(root: Path, version: str, workload: str, log: Path) -> str:
     """Copy a finished run's weights and record into the agent's folder; a line saying what was kept."""
     found = SAVED.findall(log.read_text())
     if not found:
@@ -96,7 +98,7 @@ def collect(version: str, workload: str, log: Path) -> str:
     record = json.loads(model.with_suffix(".json").read_text())
     if record.get("status") != "finished":
         return f"{version}/{workload}: the run ended {record.get('status')!r}, see {log}"
-    folder = agent_folder(version, workload)
+    folder = root / version / workload
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model.with_suffix(".pt"), folder / AGENT_FILE)
     (folder / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
@@ -107,7 +109,7 @@ def collect(version: str, workload: str, log: Path) -> str:
 
 def train(args: argparse.Namespace) -> int:
     """Train every missing agent, one run per core at a time."""
-    todo = [(v, w) for v in args.versions for w in args.workloads if args.force or not (agent_folder(v, w) / AGENT_FILE).is_file()]
+    todo = [(v, w) for v in args.versions for w in args.workloads if args.force or not (args.folder / v / w / AGENT_FILE).is_file()]
     print(f"{len(todo)} agents to train, {args.minutes:g} min each, on cores {','.join(map(str, args.cores))}", flush=True)
     failed = 0
     with tempfile.TemporaryDirectory(prefix="migsched-pretrain-") as scratch:
@@ -122,7 +124,7 @@ def train(args: argparse.Namespace) -> int:
             for core, (version, workload, process, log) in list(running.items()):
                 if process.poll() is not None:
                     del running[core]
-                    line = collect(version, workload, log)
+                    line = collect(args.folder, version, workload, log)
                     failed += "no model" in line or "ended" in line
                     print(line, flush=True)
     return 1 if failed else 0
@@ -180,7 +182,7 @@ def measure_agent(args: argparse.Namespace, version: str, workload: str) -> dict
     from migsched.policies.base import run_episode
     from migsched.search import search
 
-    folder = agent_folder(version, workload)
+    folder = args.folder / version / workload
     agent = folder / AGENT_FILE
     if not agent.is_file():
         return None
@@ -225,9 +227,9 @@ def mean_ratio(numerators: list[float], denominators: list[float]) -> float:
     return float(np.mean(np.asarray(numerators[:count]) / np.asarray(denominators[:count])))
 
 
-def trained(version: str, workload: str) -> str:
+def trained(folder: Path) -> str:
     """What trained an agent, from its record: the stages, what each reached, the wall clock."""
-    record = read_json(agent_folder(version, workload) / RECORD_FILE)
+    record = read_json(folder / RECORD_FILE)
     stages = " + ".join(f"{r['stage']} {r['done']:,} {r['unit']}" for r in record.get("stage_reports", []))
     return f"{stages}, {record.get('wall_clock_s', 0) / 60:.0f} min, seed {record.get('seed')}"
 
@@ -254,7 +256,8 @@ def results_table(args: argparse.Namespace) -> str:
     """pretrained/RESULTS.md: every agent's measured quality, from the quality files."""
     offline_rows, cpsat_rows, online_rows, seen = [], [], [], {}
     for version, workload in ((v, w) for v in VERSIONS for w in WORKLOAD_NAMES):
-        quality = read_json(agent_folder(version, workload) / QUALITY_FILE)
+        folder = args.folder / version / workload
+        quality = read_json(folder / QUALITY_FILE)
         if not quality:
             continue
         seen.setdefault("first_seed", quality["first_seed"])
@@ -270,13 +273,13 @@ def results_table(args: argparse.Namespace) -> str:
             vs = {key: mean_ratio(rows[key], ten) for key in ("agent", f"search_{SEARCH_SHORT:g}s", f"search_{SEARCH_LONG:g}s", *BASELINES)}
             vs["cpsat_1s"] = mean_ratio([r["cpsat_1s"] for r in ref], ten)
             cells = [ratio["agent"], ratio[f"search_{SEARCH_SHORT:g}s"], *(ratio[b] for b in BASELINES)]
-            offline_rows.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {verdicts(rows, vs)} | {trained(version, workload)} |")
+            offline_rows.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {verdicts(rows, vs)} | {trained(folder)} |")
             cells = [vs["agent"], vs[f"search_{SEARCH_SHORT:g}s"], vs[f"search_{SEARCH_LONG:g}s"], vs["cpsat_1s"], *(vs[b] for b in BASELINES)]
             cpsat_rows.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
         else:
             seen["online"] = (quality["episodes"], quality["queue_len"])
             cells = [ratio["agent"], *(ratio[b] for b in BASELINES)]
-            online_rows.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {verdicts(rows, None)} | {trained(version, workload)} |")
+            online_rows.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {verdicts(rows, None)} | {trained(folder)} |")
     lines = [
         "# Pretrained agents: measured quality",
         "",
@@ -329,7 +332,7 @@ def measure(args: argparse.Namespace) -> int:
             for workload in args.workloads:
                 measure_agent(args, version, workload)
     if args.only in ("all", "table"):
-        path = PRETRAINED_FOLDER / "RESULTS.md"
+        path = args.folder / "RESULTS.md"
         text = results_table(args)
         write_atomically(path, lambda tmp: Path(tmp).write_text(text))
         print(f"wrote {path}")
@@ -344,6 +347,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         command = sub.add_parser(name)
         command.add_argument("--version", dest="versions", default=",".join(VERSIONS), help="comma-separated versions")
         command.add_argument("--type_tasks", dest="workloads", default=",".join(WORKLOAD_NAMES), help="comma-separated workloads")
+        command.add_argument(
+            "--folder",
+            type=Path,
+            default=PRETRAINED_FOLDER,
+            help="where the agents are, <folder>/<version>/<workload>/, and RESULTS.md (default pretrained/; another, e.g. for a second training seed)",
+        )
     measurer = sub.choices["measure"]
     measurer.add_argument(
         "--only", choices=("all", "reference", "agents", "table"), default="all", help="one part: CP-SAT's reference, the agents, or RESULTS.md from the files"
@@ -357,7 +366,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     trainer.add_argument("--minutes", type=float, default=30.0, help="wall-clock minutes of each run")
     trainer.add_argument("--seed", type=int, default=0, help="training seed")
     trainer.add_argument("--cores", default="0", help="comma-separated CPU cores, one run on each at a time")
-    trainer.add_argument("--force", action="store_true", help="retrain agents already in pretrained/")
+    trainer.add_argument("--force", action="store_true", help="retrain agents already in --folder")
     args = parser.parse_args(argv)
     args.versions = args.versions.split(",")
     args.workloads = args.workloads.split(",")
@@ -375,7 +384,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the subcommand."""
     args = parse_args(argv)
-    PRETRAINED_FOLDER.mkdir(exist_ok=True)
+    args.folder.mkdir(parents=True, exist_ok=True)
     return train(args) if args.command == "train" else measure(args)
 
 

@@ -145,12 +145,13 @@ def parse_args(version: str, argv: Sequence[str] | None = None) -> argparse.Name
         if getattr(given, flag) is not None
     }
     args.stages = ",".join(kind + (f":{share:g}" if share is not None else "") for kind, share in args.recipe)
-    if "ppo" in args.units_given and "ppo" not in dict(args.recipe):
+    trains_ppo = any(kind == "ppo" for kind, _ in args.recipe)
+    if "ppo" in args.units_given and not trains_ppo:
         parser.error(
             f"--num_steps budgets PPO, which this run's stages ({args.stages}) leave out: add --stages with ppo (e.g. --stages clone,ppo) or drop --num_steps"
         )
     rollout = rollout_size(args.n_envs, args.rollout_steps)
-    if "ppo" in dict(args.recipe) and args.num_steps < rollout:
+    if trains_ppo and args.num_steps < rollout:
         parser.error(
             f"--num_steps {args.num_steps} is less than one rollout: give at least {rollout} (the transitions of one rollout with --n_envs {args.n_envs})"
         )

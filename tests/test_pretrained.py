@@ -93,3 +93,22 @@ def test_the_python_api_takes_a_pretrained_name() -> None:
 def test_the_anytime_benchmark_takes_a_pretrained_name() -> None:
     args = benchmark_module("anytime").parse_args(["--version", "float", "--type_tasks", "wide_times", "--model", "pretrained:float/wide_times"])
     assert Path(args.model) == agent_folder("float", "wide_times") / AGENT_FILE
+
+
+def test_the_benchmark_measures_agents_in_another_folder_and_leaves_pretrained_alone(tmp_path: Path) -> None:
+    """`--folder` is how a second training seed is checked: its agents, quality files and RESULTS.md
+    live there, and the pretrained agents' files stay as they are."""
+    source = agent_folder("online", "mix_scaling_soft")
+    kept = (source / QUALITY_FILE).read_bytes()
+    folder = tmp_path / "seed1" / "online" / "mix_scaling_soft"
+    folder.mkdir(parents=True)
+    for name in (AGENT_FILE, RECORD_FILE):
+        (folder / name).write_bytes((source / name).read_bytes())
+    benchmark = benchmark_module("pretrained")
+    chosen = ["--version", "online", "--type_tasks", "mix_scaling_soft", "--folder", str(tmp_path / "seed1")]
+    assert benchmark.main(["measure", *chosen, "--queues", "2", "--queue_len", "10"]) == 0
+    quality = json.loads((folder / QUALITY_FILE).read_text())
+    assert (quality["episodes"], quality["queue_len"]) == (2, 10)
+    assert all(len(values) == 2 for values in quality["makespans"].values())
+    assert "| online mix_scaling_soft |" in (tmp_path / "seed1" / "RESULTS.md").read_text()
+    assert (source / QUALITY_FILE).read_bytes() == kept
