@@ -29,7 +29,7 @@ train: $(VENV)/.installed
 		--tasks tests/data/rodinia_a30.txt --out schedule.json
 
 test: $(VENV)/.installed
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=10  # the slowest ten: the suite aims at 5 minutes on 2 cores
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
