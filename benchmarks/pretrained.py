@@ -281,7 +281,7 @@ def results_table(args: argparse.Namespace) -> str:
             cells = [ratio["agent"], *(ratio[b] for b in BASELINES)]
             online_rows.append(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {verdicts(rows, None)} | {trained(folder)} |")
     lines = [
-        "# Pretrained agents: measured quality",
+        "# Pretrained agents: measured quality" if args.folder == PRETRAINED_FOLDER else f"# The agents of {args.folder.name}/: measured quality",
         "",
         "Written by `python benchmarks/pretrained.py measure` from the agents in this folder (N=14, M=14),",
         f"on fresh seeded episodes (seeds {seen.get('first_seed')} onwards) that no recipe was tuned on.",
