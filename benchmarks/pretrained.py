@@ -44,7 +44,7 @@ import numpy as np
 from migsched.cli import OneLineParser
 from migsched.evaluation import batch_id
 from migsched.models import write_atomically
-from migsched.pretrained import AGENT_FILE, PRETRAINED_FOLDER, QUALITY_FILE, RECORD_FILE
+from migsched.pretrained import AGENT_FILE, PRETRAINED_FOLDER, QUALITY_FILE, RECORD_FILE, agent_folder
 from migsched.versions import REPO_ROOT, VERSIONS, get_version, make_env
 from migsched.workloads import WORKLOAD_NAMES
 
@@ -98,7 +98,7 @@ def collect(root: Path, version: str, workload: str, log: Path) -> str:
     record = json.loads(model.with_suffix(".json").read_text())
     if record.get("status") != "finished":
         return f"{version}/{workload}: the run ended {record.get('status')!r}, see {log}"
-    folder = root / version / workload
+    folder = agent_folder(version, workload, root)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model.with_suffix(".pt"), folder / AGENT_FILE)
     (folder / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
@@ -109,7 +109,7 @@ def collect(root: Path, version: str, workload: str, log: Path) -> str:
 
 def train(args: argparse.Namespace) -> int:
     """Train every missing agent, one run per core at a time."""
-    todo = [(v, w) for v in args.versions for w in args.workloads if args.force or not (args.folder / v / w / AGENT_FILE).is_file()]
+    todo = [(v, w) for v in args.versions for w in args.workloads if args.force or not (agent_folder(v, w, args.folder) / AGENT_FILE).is_file()]
     print(f"{len(todo)} agents to train, {args.minutes:g} min each, on cores {','.join(map(str, args.cores))}", flush=True)
     failed = 0
     with tempfile.TemporaryDirectory(prefix="migsched-pretrain-") as scratch:
@@ -182,7 +182,7 @@ def measure_agent(args: argparse.Namespace, version: str, workload: str) -> dict
     from migsched.policies.base import run_episode
     from migsched.search import search
 
-    folder = args.folder / version / workload
+    folder = agent_folder(version, workload, args.folder)
     agent = folder / AGENT_FILE
     if not agent.is_file():
         return None
@@ -253,10 +253,10 @@ def verdicts(rows: dict[str, list[float]], vs_cpsat: dict[str, float] | None) ->
 
 
 def results_table(args: argparse.Namespace) -> str:
-    """pretrained/RESULTS.md: every agent's measured quality, from the quality files."""
+    """The folder's RESULTS.md: every agent's measured quality, from the quality files."""
     offline_rows, cpsat_rows, online_rows, seen = [], [], [], {}
     for version, workload in ((v, w) for v in VERSIONS for w in WORKLOAD_NAMES):
-        folder = args.folder / version / workload
+        folder = agent_folder(version, workload, args.folder)
         quality = read_json(folder / QUALITY_FILE)
         if not quality:
             continue
@@ -368,6 +368,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     trainer.add_argument("--cores", default="0", help="comma-separated CPU cores, one run on each at a time")
     trainer.add_argument("--force", action="store_true", help="retrain agents already in --folder")
     args = parser.parse_args(argv)
+    args.folder = args.folder.resolve()
     args.versions = args.versions.split(",")
     args.workloads = args.workloads.split(",")
     if bad := [v for v in args.versions if v not in VERSIONS] + [w for w in args.workloads if w not in WORKLOAD_NAMES]:

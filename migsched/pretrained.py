@@ -21,9 +21,9 @@ RECORD_FILE = "record.json"
 QUALITY_FILE = "quality.json"
 
 
-def agent_folder(version: str, workload: str) -> Path:
-    """The folder of the pretrained agent of `version` on `workload`."""
-    return PRETRAINED_FOLDER / version / workload
+def agent_folder(version: str, workload: str, root: Path = PRETRAINED_FOLDER) -> Path:
+    """The folder of the agent of `version` on `workload`: the pretrained one, or under another `root`."""
+    return root / version / workload
 
 
 def all_agents() -> list[tuple[str, str]]:
