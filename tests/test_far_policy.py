@@ -183,6 +183,6 @@ def test_never_below_the_cpsat_optimum() -> None:
 def test_far_lies_between_cpsat_and_random_on_14_task_batches(type_tasks: str) -> None:
     from migsched.evaluation import evaluate
 
-    rows, _ = evaluate("float", {"N": 14, "M": 14}, type_tasks, 3, 100, ["random", "far", "cpsat"], cpsat_time=2.0)
+    rows, _ = evaluate("float", {"N": 14, "M": 14}, type_tasks, 3, 100, ["random", "far", "cpsat"], cpsat_time=1.0)
     mean = {name: statistics.mean(r.ratio for r in rows if r.policy == name) for name in ("random", "far", "cpsat")}
     assert mean["cpsat"] <= mean["far"] <= mean["random"]
